@@ -1,0 +1,209 @@
+"""recbole_coldmeta's Config: RecBole's Config with our properties layered on top.
+
+Precedence, lowest first: RecBole's own properties (overall, model, dataset, quick-start files),
+then ours (``properties/overall.yaml``, ``properties/model/<Model>.yaml``,
+``properties/dataset/<dataset>.yaml``), then config files, then ``config_dict``, then the command
+line — the same order RecBole uses for its own layers.
+"""
+
+import difflib
+import functools
+import os
+import re
+from pathlib import Path
+
+import yaml
+from recbole.config import Config as RecBoleConfig
+from recbole.utils import ModelType
+from recbole.utils.argument_list import (
+    dataset_arguments,
+    evaluation_arguments,
+    general_arguments,
+    training_arguments,
+)
+
+from recbole_coldmeta.utils import ConfigError, get_model, properties_dir
+
+#: The dataset used when none is given: RecBole's wheel ships it, so no download is needed.
+DEFAULT_DATASET = "ml-100k"
+
+#: Keys the entry points and RecBole's distributed launcher put into the config.
+ENTRY_POINT_KEYS = {
+    "model",
+    "dataset",
+    "config_files",
+    "result_file",
+    "nproc",
+    "ip",
+    "port",
+    "world_size",
+    "offset",
+    "group_offset",
+    "local_rank",
+    "params_file",
+    "output_file",
+    "tool",
+}
+
+_CMD_ARG = re.compile(r"^--([A-Za-z_][A-Za-z0-9_.\-]*)=(.*)$", re.S)
+
+
+def parse_cmd_overrides(args) -> dict:
+    """``['--epochs=1', '--seed=7']`` -> ``{'epochs': '1', 'seed': '7'}`` (values stay strings).
+
+    Raises:
+        ConfigError: an argument is not of the form ``--key=value``.
+    """
+    overrides = {}
+    for arg in args:
+        match = _CMD_ARG.match(arg)
+        if match is None:
+            raise ConfigError(
+                f"Cannot read command-line argument '{arg}': overrides are written --key=value "
+                f"(e.g. --epochs=1 --learning_rate=0.01)."
+            )
+        key, value = match.groups()
+        if key in overrides and overrides[key] != value:
+            raise ConfigError(f"--{key} is given twice with different values.")
+        overrides[key] = value
+    return overrides
+
+
+def _yaml_keys(folder: Path) -> set:
+    keys = set()
+    for path in folder.rglob("*.yaml"):
+        with open(path, encoding="utf-8") as f:
+            content = yaml.safe_load(f)
+        if isinstance(content, dict):
+            keys.update(content)
+    return keys
+
+
+@functools.cache
+def known_config_keys() -> frozenset:
+    """Every key RecBole or recbole_coldmeta defines in a properties file or argument list."""
+    import recbole
+
+    recbole_properties = Path(recbole.__file__).resolve().parent / "properties"
+    keys = _yaml_keys(recbole_properties) | _yaml_keys(properties_dir())
+    keys |= set(general_arguments + training_arguments + evaluation_arguments + dataset_arguments)
+    return frozenset(keys | ENTRY_POINT_KEYS)
+
+
+class Config(RecBoleConfig):
+    """RecBole's Config plus recbole_coldmeta's properties, defaults and input checks.
+
+    Args:
+        model (str or type, optional): model name or class; a name is looked up in this package
+            first, then in RecBole.
+        dataset (str, optional): dataset name; defaults to ``ml-100k``.
+        config_file_list (list of str, optional): YAML files, later ones win.
+        config_dict (dict, optional): parameters, winning over the files.
+        cmd_args (list of str, optional): ``--key=value`` overrides, winning over everything.
+
+    NOTE: RecBole's Config reads ``sys.argv`` itself; a library must not (pytest's or a notebook's
+    arguments would leak into the model). Here only ``cmd_args`` is read, and only the entry
+    points pass it.
+
+    NOTE: a key that neither RecBole nor this package defines is an error with a spelling hint
+    (RecBole silently returns ``None`` for it). Set ``allow_unknown_config_keys: True`` for keys
+    that your own code reads.
+    """
+
+    def __init__(
+        self, model=None, dataset=None, config_file_list=None, config_dict=None, cmd_args=None
+    ):
+        self._cmd_args = list(cmd_args or [])
+        config_file_list = self._check_config_files(config_file_list)
+        super().__init__(model, dataset, config_file_list, config_dict)
+        self._check_unknown_keys()
+
+    @staticmethod
+    def _check_config_files(config_file_list):
+        if isinstance(config_file_list, str):
+            config_file_list = config_file_list.replace(",", " ").split()
+        for file in config_file_list or []:
+            if not os.path.isfile(file):
+                raise ConfigError(
+                    f"Config file '{file}' does not exist (working directory: {os.getcwd()}). "
+                    f"Fix the path given to --config_files."
+                )
+            try:
+                with open(file, encoding="utf-8") as f:
+                    content = yaml.safe_load(f)
+            except yaml.YAMLError as error:
+                raise ConfigError(f"Config file '{file}' is not valid YAML: {error}") from None
+            if content is not None and not isinstance(content, dict):
+                raise ConfigError(
+                    f"Config file '{file}' must hold a mapping of key: value lines, "
+                    f"not a {type(content).__name__}."
+                )
+        return config_file_list
+
+    def _load_config_files(self, file_list):
+        config = super()._load_config_files(file_list)
+        self._config_file_of_key = {}
+        for file in file_list or []:
+            with open(file, encoding="utf-8") as f:
+                for key in yaml.safe_load(f) or {}:
+                    self._config_file_of_key[key] = file
+        return config
+
+    def _load_cmd_line(self):
+        return self._convert_config_dict(parse_cmd_overrides(self._cmd_args))
+
+    def _get_model_and_dataset(self, model, dataset):
+        if model is None:
+            model = self.external_config_dict.get("model")
+        if model is None:
+            raise ConfigError(
+                "No model given: pass --model=NAME (e.g. --model=MeLU or --model=BPR)."
+            )
+        if dataset is None:
+            dataset = self.external_config_dict.get("dataset", DEFAULT_DATASET)
+        return super()._get_model_and_dataset(get_model(model), dataset)
+
+    def _load_internal_config_dict(self, model, model_class, dataset):
+        super()._load_internal_config_dict(model, model_class, dataset)
+        ours = properties_dir()
+        for file in (
+            ours / "overall.yaml",
+            ours / "model" / f"{model}.yaml",
+            ours / "dataset" / f"{dataset}.yaml",
+        ):
+            if file.is_file():
+                config_dict = self._update_internal_config_dict(str(file)) or {}
+                if file.parent.name == "dataset":
+                    self.parameters["Dataset"] += [
+                        key for key in config_dict if key not in self.parameters["Dataset"]
+                    ]
+
+    def _set_default_parameters(self):
+        # NOTE: RecBole 1.2.1's overall.yaml samples a training negative per positive, which its own
+        # sequential models with loss_type CE then reject ("train_neg_sample_args should be None"),
+        # so `run_recbole --model=SASRec` fails out of the box. Full-softmax CE needs no negatives:
+        # drop them unless the user asked for them.
+        final = self.final_config_dict
+        if (
+            final.get("MODEL_TYPE") == ModelType.SEQUENTIAL
+            and final.get("loss_type") == "CE"
+            and "train_neg_sample_args" not in self.external_config_dict
+        ):
+            final["train_neg_sample_args"] = None
+        super()._set_default_parameters()
+
+    def _check_unknown_keys(self):
+        if self.final_config_dict.get("allow_unknown_config_keys"):
+            return
+        known = known_config_keys() | set(self.internal_config_dict)
+        for key in self.external_config_dict:
+            if key in known:
+                continue
+            where = self._config_file_of_key.get(key)
+            source = f"config file '{where}'" if where else "the command line or config_dict"
+            close = difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.75)
+            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            raise ConfigError(
+                f"Unknown config key '{key}' (from {source}).{hint} Fix the spelling; if your "
+                f"own code reads this key, set allow_unknown_config_keys: True."
+            )

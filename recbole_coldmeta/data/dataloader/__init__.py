@@ -1,0 +1,1 @@
+"""Dataloaders of recbole_coldmeta."""

@@ -1,0 +1,106 @@
+"""Dataset and dataloader construction: ours first, RecBole's otherwise."""
+
+import importlib
+import os
+from logging import getLogger
+
+from recbole.data.utils import create_samplers
+from recbole.data.utils import data_preparation as recbole_data_preparation
+from recbole.data.utils import get_dataloader as recbole_get_dataloader
+from recbole.utils import ModelType, set_color
+
+from recbole_coldmeta.utils import DataError
+
+#: RecBole's dataset class for each model type (as in ``recbole.data.utils.create_dataset``).
+RECBOLE_DATASET_OF_TYPE = {
+    ModelType.GENERAL: "Dataset",
+    ModelType.SEQUENTIAL: "SequentialDataset",
+    ModelType.CONTEXT: "Dataset",
+    ModelType.KNOWLEDGE: "KnowledgeBasedDataset",
+    ModelType.TRADITIONAL: "Dataset",
+    ModelType.DECISIONTREE: "Dataset",
+}
+
+
+def check_dataset_files(config):
+    """Fail early, naming the expected path, when the dataset's ``.inter`` file is missing."""
+    data_path = config["data_path"]
+    name = config["dataset"]
+    if config["benchmark_filename"]:
+        expected = [
+            os.path.join(data_path, f"{name}.{part}.inter") for part in config["benchmark_filename"]
+        ]
+    else:
+        expected = [os.path.join(data_path, f"{name}.inter")]
+    missing = [path for path in expected if not os.path.isfile(path)]
+    if missing:
+        raise DataError(
+            f"Dataset '{name}' not found: no atomic file {missing[0]}. Fix: put RecBole atomic "
+            f"files ({name}.inter, optionally {name}.user / {name}.item) in a folder named "
+            f"'{name}' and pass its parent as --data_path=DIR, or use the bundled default "
+            f"--dataset=ml-100k."
+        )
+
+
+def get_dataset_class(config):
+    """The dataset class for ``config``: ``<model>Dataset`` of this package, else RecBole's."""
+    ours = importlib.import_module("recbole_coldmeta.data.dataset")
+    own_class = getattr(ours, config["model"] + "Dataset", None)
+    if own_class is not None:
+        return own_class
+    recbole_datasets = importlib.import_module("recbole.data.dataset")
+    if hasattr(recbole_datasets, config["model"] + "Dataset"):
+        return getattr(recbole_datasets, config["model"] + "Dataset")
+    return getattr(recbole_datasets, RECBOLE_DATASET_OF_TYPE[config["MODEL_TYPE"]])
+
+
+def create_dataset(config):
+    """Build the dataset for ``config`` after checking that its files exist.
+
+    NOTE: unlike ``recbole.data.create_dataset`` this never reloads a pickled dataset from
+    ``checkpoint_dir``: RecBole's staleness check compares only its own dataset keys, so a cached
+    dataset could silently carry a split made under other settings.
+    """
+    check_dataset_files(config)
+    dataset = get_dataset_class(config)(config)
+    if len(dataset.inter_feat) == 0:
+        raise DataError(
+            f"Dataset '{config['dataset']}' has no interactions left after loading and filtering "
+            f"(user_inter_num_interval={config['user_inter_num_interval']}, "
+            f"item_inter_num_interval={config['item_inter_num_interval']}, "
+            f"val_interval={config['val_interval']}). Fix: widen these filters."
+        )
+    if config["save_dataset"]:
+        dataset.save()
+    return dataset
+
+
+def get_dataloader(config, phase):
+    """The dataloader class for ``phase`` (RecBole's choice for now)."""
+    return recbole_get_dataloader(config, phase)
+
+
+def data_preparation(config, dataset):
+    """Split ``dataset`` with its own ``build()`` and wrap the parts in dataloaders.
+
+    Returns:
+        tuple: ``(train_data, valid_data, test_data)``.
+    """
+    if config["MODEL_TYPE"] == ModelType.KNOWLEDGE:
+        return recbole_data_preparation(config, dataset)
+    built_datasets = dataset.build()
+    train_dataset, valid_dataset, test_dataset = built_datasets
+    train_sampler, valid_sampler, test_sampler = create_samplers(config, dataset, built_datasets)
+    train_data = get_dataloader(config, "train")(
+        config, train_dataset, train_sampler, shuffle=config["shuffle"]
+    )
+    valid_data = get_dataloader(config, "valid")(
+        config, valid_dataset, valid_sampler, shuffle=False
+    )
+    test_data = get_dataloader(config, "test")(config, test_dataset, test_sampler, shuffle=False)
+    getLogger().info(
+        set_color("[Data]: ", "pink")
+        + f"train {len(train_dataset)}, valid {len(valid_dataset)}, test {len(test_dataset)} "
+        + "interactions"
+    )
+    return train_data, valid_data, test_data

@@ -1,0 +1,57 @@
+"""Command line of ``run_recbole_coldmeta.py`` (RecBole's ``run_recbole.py`` flags plus ours)."""
+
+import argparse
+import sys
+
+from recbole_coldmeta.utils import ColdMetaError
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="run_recbole_coldmeta.py",
+        description=(
+            "Train and evaluate a recbole_coldmeta or RecBole model. Any other config key is "
+            "given as --key=value (e.g. --epochs=1 --seed=7)."
+        ),
+    )
+    parser.add_argument("--model", "-m", default=None, help="model name, e.g. MeLU, CCML, BPR")
+    parser.add_argument(
+        "--dataset",
+        "-d",
+        default=None,
+        help="dataset name (default: ml-100k, bundled with RecBole)",
+    )
+    parser.add_argument(
+        "--config_files", default=None, help="config files, separated by spaces or commas"
+    )
+    parser.add_argument(
+        "--result_file", default=None, help="write the run's result as one JSON object to this path"
+    )
+    return parser
+
+
+def main(argv=None):
+    """Run one model; return the process exit code (0 on success, 2 on a user error)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args, overrides = build_parser().parse_known_args(argv)
+    try:
+        from recbole_coldmeta.quick_start.quick_start import (
+            print_test_result,
+            run_coldmeta,
+            write_result,
+        )
+
+        config_files = args.config_files.replace(",", " ").split() if args.config_files else None
+        result = run_coldmeta(
+            model=args.model,
+            dataset=args.dataset,
+            config_file_list=config_files,
+            cmd_args=overrides,
+        )
+    except ColdMetaError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.result_file:
+        write_result(result, args.result_file)
+    print_test_result(result)
+    return 0

@@ -1,0 +1,57 @@
+"""Trainers: RecBole's, made to reload their own checkpoints on torch >= 2.6."""
+
+import functools
+
+import torch
+from recbole.trainer import Trainer
+
+
+def load_own_checkpoint(checkpoint_file, device):
+    """Load a checkpoint that a RecBole trainer of this process wrote.
+
+    NOTE: RecBole 1.2.1 pickles the whole Config into its checkpoints (pickle protocol 4) and
+    reloads them with ``torch.load``'s default, which torch 2.6 changed to ``weights_only=True``;
+    that unpickler rejects protocol 4 and the Config object ("Unsupported operand 149"), so the
+    best-model reload at the end of every RecBole run fails (the root cause of RecBole issue
+    #2212, reported there for NeuMF.load_pretrain; Trainer.evaluate is unfixed in 1.2.1). The
+    file is one this trainer just wrote, so it is trusted and loaded with ``weights_only=False``:
+    here, for this call only, not through the process-wide ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``.
+    """
+    return torch.load(str(checkpoint_file), map_location=device, weights_only=False)
+
+
+class CompatTrainerMixin:
+    """Put in front of any RecBole trainer: reloads checkpoints via :func:`load_own_checkpoint`."""
+
+    def _restore_model(self, checkpoint):
+        self.model.load_state_dict(checkpoint["state_dict"])
+        self.model.load_other_parameter(checkpoint.get("other_parameter"))
+
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+        if load_best_model and eval_data:
+            checkpoint_file = model_file or self.saved_model_file
+            self._restore_model(load_own_checkpoint(checkpoint_file, self.device))
+            self.logger.info(f"Loading model structure and parameters from {checkpoint_file}")
+        return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+
+    def resume_checkpoint(self, resume_file):
+        checkpoint = load_own_checkpoint(resume_file, self.device)
+        self.saved_model_file = str(resume_file)
+        self.start_epoch = checkpoint["epoch"] + 1
+        self.cur_step = checkpoint["cur_step"]
+        self.best_valid_score = checkpoint["best_valid_score"]
+        self._restore_model(checkpoint)
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+
+
+@functools.cache
+def with_compat(trainer_class):
+    """``trainer_class`` with :class:`CompatTrainerMixin` in front (unchanged if already there)."""
+    if issubclass(trainer_class, CompatTrainerMixin):
+        return trainer_class
+    return type(trainer_class.__name__, (CompatTrainerMixin, trainer_class), {})
+
+
+#: RecBole's general Trainer with the checkpoint fix: the default trainer of our non-meta models.
+ColdMetaTrainer = with_compat(Trainer)

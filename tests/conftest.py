@@ -1,0 +1,33 @@
+"""Shared fixtures: a tiny synthetic dataset and a per-test working directory.
+
+RecBole writes ``log/``, ``log_tensorboard/`` and ``saved/`` into the working directory, so every
+test runs inside its own temporary folder.
+"""
+
+import pytest
+
+from recbole_coldmeta.data.synthetic import write_synthetic_dataset
+
+
+@pytest.fixture(autouse=True)
+def _work_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_data_path(tmp_path_factory):
+    """data_path of the synthetic dataset ``tiny`` (60 users, 80 items, 15-30 ratings each)."""
+    return write_synthetic_dataset(tmp_path_factory.mktemp("data"), name="tiny")
+
+
+@pytest.fixture
+def tiny_config(tiny_data_path, tmp_path):
+    """config_dict for a fast run on ``tiny``."""
+    return {
+        "data_path": tiny_data_path,
+        "load_col": None,
+        "epochs": 1,
+        "show_progress": False,
+        "checkpoint_dir": str(tmp_path / "saved"),
+        "state": "WARNING",
+    }

@@ -1,0 +1,97 @@
+"""End-to-end runs through the entry point on tiny data: RecBole built-ins and the CLI contract."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recbole_coldmeta.quick_start import run_coldmeta
+from recbole_coldmeta.quick_start.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+RESULT_KEYS = {
+    "model",
+    "dataset",
+    "seed",
+    "best_valid_score",
+    "valid_result",
+    "test_result",
+    "train_seconds",
+}
+
+BUILTIN_OVERRIDES = {
+    "BPR": {},
+    "NeuMF": {"mlp_hidden_size": [16]},
+    "DeepFM": {"threshold": {"rating": 4}},
+    "SASRec": {"MAX_ITEM_LIST_LENGTH": 10, "n_layers": 1, "hidden_size": 16, "inner_size": 32},
+}
+
+
+def _check_result(result, model):
+    assert RESULT_KEYS <= set(result)
+    assert result["model"] == model and result["dataset"] == "tiny"
+    assert result["test_result"], "no test metric"
+    assert result["test_result"].keys() == result["valid_result"].keys()
+    for value in result["test_result"].values():
+        assert isinstance(value, float) and math.isfinite(value)
+    assert result["train_seconds"] > 0
+
+
+@pytest.mark.parametrize("model", sorted(BUILTIN_OVERRIDES))
+def test_recbole_builtin_runs_one_epoch(model, tiny_config):
+    config = {**tiny_config, **BUILTIN_OVERRIDES[model]}
+    result = run_coldmeta(model=model, dataset="tiny", config_dict=config)
+    _check_result(result, model)
+
+
+def test_cli_writes_result_file_and_prints_test_result_last(tiny_data_path, tmp_path):
+    result_file = tmp_path / "r.json"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "run_recbole_coldmeta.py"),
+            "--model=BPR",
+            "--dataset=tiny",
+            f"--data_path={tiny_data_path}",
+            "--epochs=1",
+            "--seed=7",
+            "--show_progress=False",
+            f"--result_file={result_file}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    result = json.loads(result_file.read_text())
+    _check_result(result, "BPR")
+    assert result["seed"] == 7
+    last_line = completed.stdout.strip().splitlines()[-1]
+    assert json.loads(last_line) == result["test_result"]
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--model=BRP"], "Unknown model 'BRP'"),
+        (["--model=bpr"], "Did you mean 'BPR'?"),
+        (["--model=BPR", "--dataset=no_such_data"], "Dataset 'no_such_data' not found"),
+        (
+            ["--model=BPR", "--config_files=missing.yaml"],
+            "Config file 'missing.yaml' does not exist",
+        ),
+        (["--model=BPR", "--epochz=3"], "Did you mean 'epochs'?"),
+        (["--model=BPR", "--epochs", "3"], "overrides are written --key=value"),
+    ],
+)
+def test_bad_input_gives_one_clear_line(args, expected, capsys):
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert expected in lines[0]
+    assert captured.out == ""
