@@ -22,6 +22,7 @@ from recbole.utils.argument_list import (
     training_arguments,
 )
 
+import recbole_coldmeta.evaluator  # noqa: F401  (registers our metrics before Config checks names)
 from recbole_coldmeta.utils import ConfigError, get_model, properties_dir
 
 #: The dataset used when none is given: RecBole's wheel ships it, so no download is needed.
@@ -166,8 +167,10 @@ class Config(RecBoleConfig):
     def _load_internal_config_dict(self, model, model_class, dataset):
         super()._load_internal_config_dict(model, model_class, dataset)
         ours = properties_dir()
+        protocols = [ours / "protocol" / f"{p}.yaml" for p in getattr(model_class, "protocols", ())]
         for file in (
             ours / "overall.yaml",
+            *protocols,
             ours / "model" / f"{model}.yaml",
             ours / "dataset" / f"{dataset}.yaml",
         ):

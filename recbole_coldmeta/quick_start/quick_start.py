@@ -52,7 +52,8 @@ def run_coldmeta(
 
     Returns:
         dict: ``model``, ``dataset``, ``seed``, ``best_valid_score``, ``valid_result``,
-        ``test_result`` and ``train_seconds``; metric values are plain floats.
+        ``test_result``, ``train_seconds`` and, on the cold-start split, ``split`` (user and
+        interaction counts of its parts); metric values are plain floats.
     """
     config = build_config(model, dataset, config_file_list, config_dict, cmd_args)
     logger = getLogger()
@@ -86,6 +87,8 @@ def run_coldmeta(
         "test_result": _plain(dict(test_result or {})),
         "train_seconds": round(train_seconds, 3),
     }
+    if getattr(dataset, "split_info", None) is not None:
+        result["split"] = dict(dataset.split_info)
     return result
 
 

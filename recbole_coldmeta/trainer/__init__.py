@@ -1,8 +1,8 @@
 from recbole_coldmeta.trainer.trainer import (
     ColdMetaTrainer,
-    CompatTrainerMixin,
+    ColdMetaTrainerMixin,
     load_own_checkpoint,
     with_compat,
 )
 
-__all__ = ["ColdMetaTrainer", "CompatTrainerMixin", "load_own_checkpoint", "with_compat"]
+__all__ = ["ColdMetaTrainer", "ColdMetaTrainerMixin", "load_own_checkpoint", "with_compat"]

@@ -1,9 +1,15 @@
-"""Trainers: RecBole's, made to reload their own checkpoints on torch >= 2.6."""
+"""Trainers: RecBole's, with what the cold-start protocol and today's torch need.
+
+Every trainer this package hands out, for our models and RecBole's built-ins alike, is a RecBole
+trainer with :class:`ColdMetaTrainerMixin` in front.
+"""
 
 import functools
 
 import torch
 from recbole.trainer import Trainer
+
+from recbole_coldmeta.evaluator import ColdCollector
 
 
 def load_own_checkpoint(checkpoint_file, device):
@@ -20,8 +26,22 @@ def load_own_checkpoint(checkpoint_file, device):
     return torch.load(str(checkpoint_file), map_location=device, weights_only=False)
 
 
-class CompatTrainerMixin:
-    """Put in front of any RecBole trainer: reloads checkpoints via :func:`load_own_checkpoint`."""
+class ColdMetaTrainerMixin:
+    """Put in front of any RecBole trainer.
+
+    - reloads its own checkpoints through :func:`load_own_checkpoint` (torch >= 2.6);
+    - collects each evaluated row's user, for per-user value metrics such as ``QueryNDCG``;
+    - calls the model's ``on_epoch_start(epoch)`` hook, if it has one, before each epoch.
+    """
+
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        self.eval_collector = ColdCollector(config)
+
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        if hasattr(self.model, "on_epoch_start"):
+            self.model.on_epoch_start(epoch_idx)
+        return super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
 
     def _restore_model(self, checkpoint):
         self.model.load_state_dict(checkpoint["state_dict"])
@@ -47,11 +67,11 @@ class CompatTrainerMixin:
 
 @functools.cache
 def with_compat(trainer_class):
-    """``trainer_class`` with :class:`CompatTrainerMixin` in front (unchanged if already there)."""
-    if issubclass(trainer_class, CompatTrainerMixin):
+    """``trainer_class`` with :class:`ColdMetaTrainerMixin` in front (unchanged if it has it)."""
+    if issubclass(trainer_class, ColdMetaTrainerMixin):
         return trainer_class
-    return type(trainer_class.__name__, (CompatTrainerMixin, trainer_class), {})
+    return type(trainer_class.__name__, (ColdMetaTrainerMixin, trainer_class), {})
 
 
-#: RecBole's general Trainer with the checkpoint fix: the default trainer of our non-meta models.
+#: RecBole's general Trainer with the mixin: the trainer of our models.
 ColdMetaTrainer = with_compat(Trainer)

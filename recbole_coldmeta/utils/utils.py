@@ -142,8 +142,8 @@ def get_trainer(model_type, model_name):
     Our trainers are found by the RecBole convention ``<model_name>Trainer`` in
     ``recbole_coldmeta.trainer``, then by the model class attribute ``trainer_class`` (a name in
     ``recbole_coldmeta.trainer``). A RecBole trainer is returned wrapped in
-    :class:`~recbole_coldmeta.trainer.CompatTrainerMixin`, which makes its checkpoint reload work on
-    torch >= 2.6.
+    :class:`~recbole_coldmeta.trainer.ColdMetaTrainerMixin`, (checkpoint reload on torch >= 2.6,
+    per-user metrics, epoch hook).
     """
     trainer_module = importlib.import_module("recbole_coldmeta.trainer")
     if hasattr(trainer_module, model_name + "Trainer"):

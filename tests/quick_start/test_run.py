@@ -95,3 +95,15 @@ def test_bad_input_gives_one_clear_line(args, expected, capsys):
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert expected in lines[0]
     assert captured.out == ""
+
+
+def test_melu_and_bpr_share_the_split_and_runs_repeat_exactly(tiny_config):
+    melu = run_coldmeta("MeLU", "tiny", config_dict={**tiny_config, "epochs": 2})
+    bpr = run_coldmeta("BPR", "tiny", config_dict=tiny_config)
+    assert melu["split"] == bpr["split"]
+    assert set(melu["test_result"]) >= {"mae", "rmse", "query_ndcg@3"}
+    again = run_coldmeta("MeLU", "tiny", config_dict={**tiny_config, "epochs": 2})
+    for key in ("valid_result", "test_result", "split", "best_valid_score"):
+        assert again[key] == melu[key]
+    other_seed = run_coldmeta("MeLU", "tiny", config_dict={**tiny_config, "epochs": 2, "seed": 5})
+    assert other_seed["test_result"] != melu["test_result"]

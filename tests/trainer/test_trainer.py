@@ -5,7 +5,7 @@ from recbole.trainer import Trainer
 
 from recbole_coldmeta.data import create_dataset, data_preparation
 from recbole_coldmeta.quick_start import build_config
-from recbole_coldmeta.trainer import CompatTrainerMixin, load_own_checkpoint
+from recbole_coldmeta.trainer import ColdMetaTrainerMixin, load_own_checkpoint
 from recbole_coldmeta.utils import get_model, get_trainer
 
 
@@ -19,7 +19,7 @@ def _setup(tiny_config, epochs=2):
 
 def test_recbole_trainer_is_wrapped():
     trainer_class = get_trainer(None, "BPR")
-    assert issubclass(trainer_class, CompatTrainerMixin) and issubclass(trainer_class, Trainer)
+    assert issubclass(trainer_class, ColdMetaTrainerMixin) and issubclass(trainer_class, Trainer)
     assert get_trainer(None, "BPR") is trainer_class
 
 

@@ -1,0 +1,122 @@
+"""Task batches for meta-training: T users per batch, each with padded support and query sets."""
+
+from logging import getLogger
+
+import numpy as np
+import torch
+from recbole.data.dataloader.abstract_dataloader import AbstractDataLoader
+from recbole.data.interaction import Interaction
+
+from recbole_coldmeta.data.dataset.cold_start_dataset import Role
+from recbole_coldmeta.meta import pad_groups
+from recbole_coldmeta.utils import ConfigError
+
+
+class MetaTaskDataLoader(AbstractDataLoader):
+    """Iterates over meta-training tasks: one task per meta-train user, ``task_batch_size`` a batch.
+
+    Each epoch re-draws every task's support/query cut with a ``torch.Generator`` seeded from
+    ``seed`` (task order comes from RecBole's seeded loader generator): with ``support_mode``
+    ``all_but_query``, ``query_size`` random interactions are the query and the rest the support;
+    with ``first``/``random``, ``support_size`` random interactions are the support and the rest
+    the query. Users too small for a non-empty support and query are skipped (counted, logged).
+
+    A batch is an ``Interaction`` with, for ``T`` tasks, ``S``/``Q`` the largest support/query
+    set in the batch (``support_*``/``query_*`` padded with 0, masks marking real rows):
+
+    - ``<USER_ID_FIELD>``: ``[T]``
+    - ``support_item``, ``support_label``, ``support_mask``: ``[T, S]``
+    - ``query_item``, ``query_label``, ``query_mask``: ``[T, Q]``
+
+    Labels are the ``RATING_FIELD`` values (``LABEL_FIELD`` if there is no rating field).
+    """
+
+    def __init__(self, config, dataset, sampler, shuffle=False):
+        self.uid_field = dataset.uid_field
+        self.iid_field = dataset.iid_field
+        label_field = config["RATING_FIELD"]
+        if label_field not in dataset.inter_feat:
+            label_field = config["LABEL_FIELD"]
+        if label_field not in dataset.inter_feat:
+            raise ConfigError(
+                f"Meta-training needs a label: neither RATING_FIELD={config['RATING_FIELD']!r} "
+                f"nor LABEL_FIELD={config['LABEL_FIELD']!r} is a loaded interaction field. Add "
+                f"one to load_col['inter']."
+            )
+        self.label_field = label_field
+        self.support_mode = config["support_mode"]
+        self.cut_size = (
+            config["query_size"] if self.support_mode == "all_but_query" else config["support_size"]
+        )
+        self._index_tasks(dataset)
+        self.sample_size = len(self.task_users)
+        self.task_generator = torch.Generator().manual_seed(int(config["seed"]) + 2)
+        super().__init__(config, dataset, sampler, shuffle=shuffle)
+
+    def _index_tasks(self, dataset):
+        roles = getattr(dataset, "cold_roles", None)
+        if roles is None:
+            raise ConfigError(
+                "Meta-learning models need the cold-start split: set cold_start_split: True."
+            )
+        rows = torch.nonzero(roles == Role.META_TRAIN).squeeze(1)
+        users = dataset.inter_feat[self.uid_field][rows]
+        order = torch.argsort(users, stable=True)
+        rows, users = rows[order], users[order]
+        task_users, counts = torch.unique_consecutive(users, return_counts=True)
+        keep = counts > self.cut_size
+        skipped = int((~keep).sum())
+        if skipped:
+            getLogger().warning(
+                f"{skipped} meta-train users have at most {self.cut_size} interactions and are "
+                f"not used as training tasks."
+            )
+        starts = torch.cumsum(counts, 0) - counts
+        self.task_users = task_users[keep]
+        self.task_starts = starts[keep]
+        self.task_counts = counts[keep]
+        self.task_rows = rows
+        if len(self.task_users) == 0:
+            raise ConfigError(
+                f"No meta-train user has more than {self.cut_size} interactions, so there is "
+                f"no training task. Lower query_size/support_size or user_split_ratio[0]."
+            )
+        self.items = dataset.inter_feat[self.iid_field]
+        self.labels = dataset.inter_feat[self.label_field].float()
+
+    def _init_batch_size_and_step(self):
+        batch_size = self.config["task_batch_size"]
+        self.step = batch_size
+        self.set_batch_size(batch_size)
+
+    def collate_fn(self, index):
+        tasks = torch.as_tensor(np.asarray(index), dtype=torch.long)  # [T]
+        counts = self.task_counts[tasks]
+        group = torch.repeat_interleave(torch.arange(len(tasks)), counts)  # [R]
+        offsets = torch.arange(len(group)) - torch.repeat_interleave(
+            torch.cumsum(counts, 0) - counts, counts
+        )
+        rows = self.task_rows[self.task_starts[tasks][group] + offsets]  # [R]
+        keys = torch.rand(len(rows), generator=self.task_generator)
+        rank = _rank_within(group, keys)
+        in_cut = rank < self.cut_size
+        is_query = in_cut if self.support_mode == "all_but_query" else ~in_cut
+        batch = {self.uid_field: self.task_users[tasks]}
+        for prefix, selected in (("support", ~is_query), ("query", is_query)):
+            index_, mask = pad_groups(group[selected], len(tasks))  # [T, S] / [T, Q]
+            chosen = rows[selected][index_]
+            batch[f"{prefix}_item"] = torch.where(mask, self.items[chosen], 0)
+            batch[f"{prefix}_label"] = torch.where(mask, self.labels[chosen], 0.0)
+            batch[f"{prefix}_mask"] = mask
+        return Interaction(batch)
+
+
+def _rank_within(group, keys):
+    """Rank of each row among the rows of its group when sorted by ``keys``."""
+    order = torch.argsort(keys)
+    order = order[torch.argsort(group[order], stable=True)]
+    counts = torch.bincount(group)
+    starts = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+    rank = torch.empty_like(group)
+    rank[order] = torch.arange(len(group)) - starts
+    return rank

@@ -1,0 +1,307 @@
+"""The user-level cold-start split, as RecBole dataset classes.
+
+Users are partitioned into meta-train, valid and test users. Each valid/test user's interactions
+are cut into a *support* set (the few shots a cold-start model adapts on) and a *query* set (what
+it is scored on). RecBole's three splits are then:
+
+- train = every interaction of meta-train users + the support interactions of valid/test users;
+- valid = the query interactions of valid users;
+- test = the query interactions of test users.
+
+So every RecBole model trains and evaluates on the split unchanged, with the same few shots, and
+meta-learners read each interaction's role (:class:`Role`) to build their tasks.
+"""
+
+from collections import Counter
+from enum import IntEnum
+
+import numpy as np
+import torch
+from recbole.data.dataset import Dataset, SequentialDataset
+
+from recbole_coldmeta.utils import ConfigError, DataError
+
+
+class Role(IntEnum):
+    """What one interaction is in the cold-start protocol."""
+
+    META_TRAIN = 0
+    VALID_SUPPORT = 1
+    TEST_SUPPORT = 2
+    VALID_QUERY = 3
+    TEST_QUERY = 4
+    UNUSED = 5
+
+
+#: Roles that RecBole's train split holds, and the roles of its valid and test splits.
+SPLIT_ROLES = (
+    (Role.META_TRAIN, Role.VALID_SUPPORT, Role.TEST_SUPPORT),
+    (Role.VALID_QUERY,),
+    (Role.TEST_QUERY,),
+)
+SUPPORT_MODES = ("first", "random", "all_but_query")
+USER_SPLITS = ("random", "time", "field")
+
+
+class ColdStartSplitMixin:
+    """Replaces RecBole's ``build()`` by the user-level cold-start split when ``cold_start_split``.
+
+    Config keys (``properties/overall.yaml`` documents each): ``user_split`` (random | time |
+    field), ``user_split_ratio``, ``split_time``, ``split_field``, ``train_states``,
+    ``test_state``, ``support_mode`` (first | random | all_but_query), ``support_size``,
+    ``query_size``. Randomness comes from a ``torch.Generator`` seeded with ``seed``.
+
+    After ``build()``, each returned dataset has ``cold_roles`` (a ``[rows]`` tensor of
+    :class:`Role`) and every dataset shares ``split_info`` (user and interaction counts).
+    """
+
+    def build(self):
+        if not self.config["cold_start_split"]:
+            return super().build()
+        if self.benchmark_filename_list is not None:
+            raise ConfigError(
+                "benchmark_filename and cold_start_split are exclusive: pre-split benchmark "
+                "files already fix the split. Set cold_start_split: False to use them."
+            )
+        self._check_split_config()
+        roles = self._roles_before_format(self._assign_roles())
+        self._change_feat_format()
+        roles = self._roles_after_format(roles)
+        assert len(roles) == len(self.inter_feat)
+        datasets = []
+        for split_roles in SPLIT_ROLES:
+            rows = np.flatnonzero(np.isin(roles, split_roles))
+            part = self.copy(self.inter_feat[torch.from_numpy(rows)])
+            part.cold_roles = torch.from_numpy(roles[rows])
+            datasets.append(part)
+        self.split_info = self._split_info(roles, datasets)
+        for part in datasets:
+            part.split_info = self.split_info
+        self.logger.info(f"cold-start split: {self.split_info}")
+        return datasets
+
+    def _roles_before_format(self, roles):
+        """Hook: reorder rows (and their roles) before the DataFrame becomes an Interaction."""
+        return roles
+
+    def _roles_after_format(self, roles):
+        """Hook: map roles onto the rows that ``_change_feat_format`` produced."""
+        return roles
+
+    def _check_split_config(self):
+        config = self.config
+        if config["user_split"] not in USER_SPLITS:
+            raise ConfigError(
+                f"user_split={config['user_split']!r} is not one of {', '.join(USER_SPLITS)}."
+            )
+        ratio = config["user_split_ratio"]
+        if (
+            not isinstance(ratio, list | tuple)
+            or len(ratio) != 3
+            or any(r < 0 for r in ratio)
+            or abs(sum(ratio) - 1.0) > 1e-6
+        ):
+            raise ConfigError(
+                f"user_split_ratio={ratio} must be three non-negative fractions (meta-train, "
+                f"valid, test users) that sum to 1, e.g. [0.7, 0.1, 0.2]."
+            )
+        if config["support_mode"] not in SUPPORT_MODES:
+            raise ConfigError(
+                f"support_mode={config['support_mode']!r} is not one of {', '.join(SUPPORT_MODES)}."
+            )
+        key = "query_size" if config["support_mode"] == "all_but_query" else "support_size"
+        if not isinstance(config[key], int) or config[key] < 1:
+            raise ConfigError(
+                f"{key}={config[key]!r} must be a positive integer with support_mode="
+                f"{config['support_mode']}."
+            )
+        if config["user_split"] == "time" and self.time_field not in self.inter_feat:
+            raise ConfigError(
+                "user_split=time needs a time field, and this dataset has none "
+                f"(TIME_FIELD={self.time_field!r}). Use user_split: random."
+            )
+        if config["user_split"] == "field":
+            field = config["split_field"]
+            if field is None or field not in self.inter_feat:
+                raise ConfigError(
+                    f"user_split=field needs split_field to name a loaded interaction field; "
+                    f"got split_field={field!r}. Add it to load_col['inter']."
+                )
+            if not config["train_states"] or config["test_state"] is None:
+                raise ConfigError("user_split=field needs train_states (a list) and test_state.")
+
+    def _generator(self, offset):
+        return torch.Generator().manual_seed(int(self.config["seed"]) + offset)
+
+    def _time_order(self, users):
+        """Row order by (user, time), or (user, file order) without a time field."""
+        rows = np.arange(len(users))
+        if self.time_field in self.inter_feat:
+            return np.lexsort((rows, self.inter_feat[self.time_field].to_numpy(), users))
+        return np.lexsort((rows, users))
+
+    @staticmethod
+    def _rank_within(groups, keys):
+        """Rank of each row among the rows of its group, by ``keys`` (ties: row order)."""
+        order = np.lexsort((np.arange(len(groups)), keys, groups))
+        starts = np.r_[0, np.flatnonzero(np.diff(groups[order])) + 1]
+        counts = np.diff(np.r_[starts, len(groups)])
+        rank = np.empty(len(groups), dtype=np.int64)
+        rank[order] = np.arange(len(groups)) - np.repeat(starts, counts)
+        return rank
+
+    def _assign_roles(self):
+        """A :class:`Role` for every row of ``inter_feat``."""
+        users = self.inter_feat[self.uid_field].to_numpy()
+        if self.config["user_split"] == "field":
+            roles = self._field_roles(users)
+        else:
+            roles = self._partition_users(users)
+        task_rows = np.flatnonzero(np.isin(roles, (Role.VALID_QUERY, Role.TEST_QUERY)))
+        is_query = self._query_rows(users, task_rows)
+        roles[task_rows[~is_query]] -= Role.VALID_QUERY - Role.VALID_SUPPORT
+        return roles
+
+    def _partition_users(self, users):
+        unique_users = np.unique(users)
+        n_users = len(unique_users)
+        ratio = self.config["user_split_ratio"]
+        n_train = int(round(ratio[0] * n_users))
+        n_valid = int(round(ratio[1] * n_users))
+        if self.config["user_split"] == "random":
+            ranked = unique_users[torch.randperm(n_users, generator=self._generator(0)).numpy()]
+        else:
+            first = self._first_times(users)[unique_users]
+            ranked = unique_users[np.lexsort((unique_users, first))]
+            if self.config["split_time"] is not None:
+                n_train = int(np.sum(first < float(self.config["split_time"])))
+                n_new = n_users - n_train
+                n_valid = int(round(n_new * ratio[1] / max(ratio[1] + ratio[2], 1e-12)))
+        n_test = n_users - n_train - n_valid
+        if min(n_train, n_valid, n_test) <= 0:
+            raise ConfigError(
+                f"The user split leaves an empty part: {n_train} meta-train, {n_valid} valid and "
+                f"{n_test} test users of {n_users}. Fix user_split_ratio (or split_time), or "
+                f"widen user_inter_num_interval."
+            )
+        role_of_user = np.full(users.max() + 1, Role.UNUSED, dtype=np.int64)
+        role_of_user[ranked[:n_train]] = Role.META_TRAIN
+        role_of_user[ranked[n_train : n_train + n_valid]] = Role.VALID_QUERY
+        role_of_user[ranked[n_train + n_valid :]] = Role.TEST_QUERY
+        return role_of_user[users]
+
+    def _first_times(self, users):
+        first = np.full(users.max() + 1, np.inf)
+        np.minimum.at(first, users, self.inter_feat[self.time_field].to_numpy())
+        return first
+
+    def _field_roles(self, users):
+        field = self.config["split_field"]
+        states = self.inter_feat[field].to_numpy()
+        names = (
+            np.asarray(self.field2id_token[field])[states]
+            if field in self.field2id_token
+            else states
+        )
+        train_rows = np.isin(names, self.config["train_states"])
+        test_rows = names == self.config["test_state"]
+        if not test_rows.any():
+            raise ConfigError(
+                f"test_state={self.config['test_state']!r} matches no interaction; {field} has "
+                f"the values {sorted(set(names.tolist()))}."
+            )
+        roles = np.full(len(users), Role.UNUSED, dtype=np.int64)
+        roles[train_rows] = Role.META_TRAIN
+        roles[test_rows] = Role.TEST_QUERY
+        ratio = self.config["user_split_ratio"]
+        candidates = np.setdiff1d(np.unique(users[train_rows]), np.unique(users[test_rows]))
+        n_valid = int(round(len(candidates) * ratio[1] / max(ratio[0] + ratio[1], 1e-12)))
+        if n_valid == 0:
+            raise ConfigError(
+                f"user_split=field found no validation users: of the {len(candidates)} train-state "
+                f"users that are not test users, user_split_ratio={ratio} keeps none."
+            )
+        perm = torch.randperm(len(candidates), generator=self._generator(0)).numpy()
+        roles[train_rows & np.isin(users, candidates[perm[:n_valid]])] = Role.VALID_QUERY
+        return roles
+
+    def _query_rows(self, users, task_rows):
+        """Boolean mask over ``task_rows``: which rows are query (the rest is support)."""
+        config = self.config
+        task_users = users[task_rows]
+        timed = self.time_field in self.inter_feat
+        if config["support_mode"] == "random" or not timed:
+            keys = torch.rand(len(task_rows), generator=self._generator(1)).numpy()
+        else:
+            position = np.empty(len(users), dtype=np.int64)
+            position[self._time_order(users)] = np.arange(len(users))
+            keys = position[task_rows]
+        rank = self._rank_within(task_users, keys)
+        count = np.bincount(task_users)[task_users]
+        if config["support_mode"] == "all_but_query":
+            self._check_task_sizes(count, config["query_size"], "query_size")
+            return rank >= count - config["query_size"]
+        self._check_task_sizes(count, config["support_size"], "support_size")
+        return rank >= config["support_size"]
+
+    def _check_task_sizes(self, count, size, key):
+        if len(count) == 0:
+            raise DataError("No valid or test user has interactions: the split is empty.")
+        if count.min() <= size:
+            short = len(np.unique(np.flatnonzero(count <= size)))
+            raise ConfigError(
+                f"{key}={size}, but some valid/test users have only {int(count.min())} "
+                f"interactions ({short} interactions belong to such users), leaving an empty "
+                f"{'support' if key == 'query_size' else 'query'} set. Lower {key}, or raise the "
+                f"lower bound of user_inter_num_interval (now "
+                f"{self.config['user_inter_num_interval']})."
+            )
+
+    def _split_info(self, roles, datasets):
+        counts = Counter(roles.tolist())
+        users = {
+            role: len(
+                np.unique(part.inter_feat[self.uid_field].numpy()[part.cold_roles.numpy() == role])
+            )
+            for part in datasets
+            for role in (Role.META_TRAIN, Role.VALID_QUERY, Role.TEST_QUERY)
+            if (part.cold_roles == role).any()
+        }
+        return {
+            "meta_train_users": users.get(Role.META_TRAIN, 0),
+            "valid_users": users.get(Role.VALID_QUERY, 0),
+            "test_users": users.get(Role.TEST_QUERY, 0),
+            "train_inters": len(datasets[0]),
+            "valid_inters": len(datasets[1]),
+            "test_inters": len(datasets[2]),
+            "support_inters": counts[Role.VALID_SUPPORT] + counts[Role.TEST_SUPPORT],
+            "unused_inters": counts[Role.UNUSED],
+        }
+
+
+class ColdStartDataset(ColdStartSplitMixin, Dataset):
+    """RecBole's ``Dataset`` with the user-level cold-start split."""
+
+
+class ColdStartSequentialDataset(ColdStartSplitMixin, SequentialDataset):
+    """RecBole's ``SequentialDataset`` with the user-level cold-start split.
+
+    Each augmented row (a prefix and its next item) takes the role of its target interaction, so
+    a valid/test user's support targets train the model and their query targets evaluate it.
+    """
+
+    def _roles_before_format(self, roles):
+        # RecBole's augmentation sorts by (user, time) with a stable sort: sorting here first
+        # makes its row order known, so roles can follow the rows.
+        order = self._time_order(self.inter_feat[self.uid_field].to_numpy())
+        self.inter_feat = self.inter_feat.iloc[order].reset_index(drop=True)
+        return roles[order]
+
+    def _roles_after_format(self, roles):
+        # Augmented rows are the targets: every interaction but each user's first.
+        users = self._users_before_augmentation
+        return roles[np.r_[False, users[1:] == users[:-1]]]
+
+    def _change_feat_format(self):
+        self._users_before_augmentation = self.inter_feat[self.uid_field].to_numpy()
+        super()._change_feat_format()

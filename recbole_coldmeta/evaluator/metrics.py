@@ -1,0 +1,90 @@
+"""Metrics RecBole 1.2 lacks, registered through its metric registry.
+
+Reference: the graded query-set nDCG@k of the MeLU lineage (Lee et al. "MeLU: Meta-Learned User
+Preference Estimator for Cold-Start Recommendation." in KDD 2019).
+"""
+
+import torch
+from recbole.evaluator import metrics as recbole_metrics
+from recbole.evaluator import register
+from recbole.evaluator.base_metric import AbstractMetric
+from recbole.utils import EvaluatorType
+
+from recbole_coldmeta.meta import pad_groups
+
+
+def graded_ndcg(users, scores, labels, ks):
+    """Mean over users of nDCG@k of their query items ranked by ``scores``, gain = label.
+
+    Args:
+        users: ``[N]`` user id of each row.
+        scores: ``[N]`` predicted scores.
+        labels: ``[N]`` true graded relevance (ratings).
+        ks: cut-offs.
+
+    Returns:
+        dict: ``{k: mean nDCG@k}`` over users whose ideal DCG is positive.
+
+    NOTE: gain is the rating itself (linear), discount ``1 / log2(rank + 1)``, ties in the
+    predicted scores keep the rows' order. Users with fewer than k query items use all of them.
+    """
+    _, group = torch.unique(users, return_inverse=True)
+    index, mask = pad_groups(group, int(group.max()) + 1)  # [U, Q]
+    score = torch.where(mask, scores[index], torch.tensor(float("-inf"), dtype=scores.dtype))
+    gain = torch.where(mask, labels[index].to(torch.float64), torch.zeros((), dtype=torch.float64))
+    ranked_gain = gain.gather(1, torch.argsort(score, dim=1, descending=True, stable=True))
+    ideal_gain = torch.sort(gain, dim=1, descending=True).values
+    discount = 1.0 / torch.log2(torch.arange(2, gain.shape[1] + 2, dtype=torch.float64))
+    result = {}
+    for k in ks:
+        dcg = (ranked_gain[:, :k] * discount[:k]).sum(dim=1)
+        idcg = (ideal_gain[:, :k] * discount[:k]).sum(dim=1)
+        valid = idcg > 0
+        result[k] = float((dcg[valid] / idcg[valid]).mean()) if valid.any() else 0.0
+    return result
+
+
+class QueryNDCG(AbstractMetric):
+    """nDCG@k of each cold user's query items ranked by predicted rating (graded relevance).
+
+    The cut-offs are ``query_ndcg_k`` (default ``[1, 3, 5]``); results are named
+    ``query_ndcg@k``. It is a value-type metric, so it runs beside MAE and RMSE in RecBole's
+    ``labeled`` evaluation mode.
+    """
+
+    metric_type = EvaluatorType.VALUE
+    metric_need = ["rec.score", "data.label", "data.user"]
+    smaller = False
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.ks = config["query_ndcg_k"]
+
+    def calculate_metric(self, dataobject):
+        scores = dataobject.get("rec.score").float().cpu()
+        labels = dataobject.get("data.label").float().cpu()
+        users = dataobject.get("data.user").cpu()
+        values = graded_ndcg(users, scores, labels, self.ks)
+        return {f"query_ndcg@{k}": round(value, self.decimal_place) for k, value in values.items()}
+
+
+def register_metric(metric_class):
+    """Add ``metric_class`` to RecBole's metric registry (``recbole.evaluator.register``).
+
+    NOTE: RecBole builds its registry once, from the classes defined in
+    ``recbole.evaluator.metrics``; ``Config`` and ``Evaluator`` read these very dicts, so adding
+    the entries is how a metric joins RecBole's evaluator without editing RecBole. Only new names
+    are added; RecBole's own metrics are never replaced.
+    """
+    name = metric_class.__name__.lower()
+    if name in register.metrics_dict and register.metrics_dict[name] is not metric_class:
+        raise ValueError(f"RecBole already has a metric named {name!r}")
+    assert not hasattr(recbole_metrics, metric_class.__name__)
+    register.metrics_dict[name] = metric_class
+    register.metric_information[name] = metric_class.metric_need
+    register.metric_types[name] = metric_class.metric_type
+    if metric_class.smaller and name not in register.smaller_metrics:
+        register.smaller_metrics.append(name)
+
+
+register_metric(QueryNDCG)

@@ -1,0 +1,88 @@
+"""Layers shared by the cold-start models."""
+
+import torch
+from recbole.utils import FeatureType
+from torch import nn
+
+from recbole_coldmeta.utils import ConfigError
+
+EMBEDDABLE = (FeatureType.TOKEN, FeatureType.TOKEN_SEQ, FeatureType.FLOAT)
+
+
+class FeatureEmbedder(nn.Module):
+    """Concatenated embeddings of the feature fields of users or of items.
+
+    A token field gets an embedding table, a token-sequence field (e.g. genres) the mean of its
+    tokens' embeddings, a float field a linear map of its value; with ``include_id`` the id itself
+    is embedded too. Feature values are read once from the dataset into buffers, so ``forward``
+    takes ids only.
+
+    Args:
+        dataset: the RecBole dataset.
+        side: ``"user"`` or ``"item"``.
+        embedding_size: ``D``, the size of every field's embedding.
+        fields: field names to use; ``None`` uses every token, token-sequence and float field of
+            that side except the id.
+        include_id: also embed the id.
+
+    Shapes: ``forward(ids [*B]) -> [*B, F * D]`` with ``F`` the number of embedded fields.
+    """
+
+    def __init__(self, dataset, side, embedding_size, fields=None, include_id=False):
+        super().__init__()
+        id_field = dataset.uid_field if side == "user" else dataset.iid_field
+        features = dataset.get_user_feature() if side == "user" else dataset.get_item_feature()
+        available = [
+            f for f in features.columns if f != id_field and dataset.field2type.get(f) in EMBEDDABLE
+        ]
+        if fields is None:
+            fields = available
+        missing = [f for f in fields if f not in available]
+        if missing:
+            raise ConfigError(
+                f"{side}_fields names {missing}, which the dataset's {side} features do not "
+                f"provide (loaded: {available or 'none'}). Add them to load_col['{side}'] or "
+                f"remove them from {side}_fields."
+            )
+        self.fields = list(fields)
+        self.types = {f: dataset.field2type[f] for f in self.fields}
+        self.tables = nn.ModuleDict()
+        for field in self.fields:
+            self.register_buffer(f"value_{field}", features[field].clone(), persistent=False)
+            if self.types[field] == FeatureType.FLOAT:
+                self.tables[field] = nn.Linear(1, embedding_size)
+            else:
+                self.tables[field] = nn.Embedding(dataset.num(field), embedding_size, padding_idx=0)
+        self.id_table = nn.Embedding(dataset.num(id_field), embedding_size) if include_id else None
+        self.output_size = embedding_size * (len(self.fields) + int(include_id))
+
+    def forward(self, ids):
+        parts = []
+        for field in self.fields:
+            value = getattr(self, f"value_{field}")[ids]
+            kind = self.types[field]
+            if kind == FeatureType.TOKEN:
+                parts.append(self.tables[field](value))
+            elif kind == FeatureType.TOKEN_SEQ:
+                present = (value > 0).unsqueeze(-1).float()  # [*B, L, 1]
+                summed = (self.tables[field](value) * present).sum(dim=-2)
+                parts.append(summed / present.sum(dim=-2).clamp(min=1.0))
+            else:
+                parts.append(self.tables[field](value.float().unsqueeze(-1)))
+        if self.id_table is not None:
+            parts.append(self.id_table(ids))
+        if not parts:
+            return torch.zeros(*ids.shape, 0, device=ids.device)
+        return torch.cat(parts, dim=-1)
+
+
+def mlp(input_size, hidden_sizes, output_size, dropout=0.0):
+    """``Linear -> ReLU (-> Dropout)`` per hidden size, then a linear output layer."""
+    layers, size = [], input_size
+    for hidden in hidden_sizes:
+        layers += [nn.Linear(size, hidden), nn.ReLU()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        size = hidden
+    layers.append(nn.Linear(size, output_size))
+    return nn.Sequential(*layers)

@@ -1,0 +1,52 @@
+"""Task batches: shapes, masks, every task's rows, seeded re-draws."""
+
+import torch
+
+from recbole_coldmeta.data import create_dataset, data_preparation
+from recbole_coldmeta.data.dataloader import MetaTaskDataLoader
+from recbole_coldmeta.data.dataset import Role
+from recbole_coldmeta.quick_start import build_config
+
+
+def _loader(tiny_config, **overrides):
+    config = build_config("MeLU", "tiny", config_dict={**tiny_config, **overrides})
+    train_data, _, _ = data_preparation(config, create_dataset(config))
+    return train_data
+
+
+def _batches(loader):
+    return [{k: v.clone() for k, v in batch.interaction.items()} for batch in loader]
+
+
+def test_meta_learners_get_task_batches(tiny_config):
+    loader = _loader(tiny_config, task_batch_size=8, query_size=4)
+    assert isinstance(loader, MetaTaskDataLoader)
+    batches = _batches(loader)
+    assert sum(len(b["user_id"]) for b in batches) == 42  # every meta-train user, once
+    dataset = loader.dataset
+    for batch in batches:
+        T = len(batch["user_id"])
+        assert batch["support_item"].shape[0] == T and batch["query_item"].shape[0] == T
+        assert torch.all(batch["query_mask"].sum(dim=1) == 4)
+        for t, user in enumerate(batch["user_id"].tolist()):
+            rows = (dataset.inter_feat["user_id"] == user) & (dataset.cold_roles == Role.META_TRAIN)
+            expected = sorted(dataset.inter_feat["item_id"][rows].tolist())
+            support = batch["support_item"][t][batch["support_mask"][t]].tolist()
+            query = batch["query_item"][t][batch["query_mask"][t]].tolist()
+            assert sorted(support + query) == expected
+            assert torch.all(batch["support_item"][t][~batch["support_mask"][t]] == 0)
+
+
+def test_support_mode_first_gives_fixed_support_size(tiny_config):
+    batch = _batches(_loader(tiny_config, support_mode="first", support_size=5))[0]
+    assert torch.all(batch["support_mask"].sum(dim=1) == 5)
+
+
+def test_same_seed_same_tasks_and_epochs_redraw(tiny_config):
+    first, again = _loader(tiny_config, seed=11), _loader(tiny_config, seed=11)
+    epoch_one = _batches(first)
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(epoch_one, _batches(again)) for k in a)
+    epoch_two = _batches(first)
+    assert any(
+        not torch.equal(a["query_item"], b["query_item"]) for a, b in zip(epoch_one, epoch_two)
+    )

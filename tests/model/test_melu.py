@@ -1,0 +1,78 @@
+"""MeLU: meta-gradients, evaluation that adapts without touching the meta-parameters, shapes."""
+
+import copy
+
+import pytest
+import torch
+
+from recbole_coldmeta.data import create_dataset, data_preparation
+from recbole_coldmeta.quick_start import build_config
+from recbole_coldmeta.utils import ConfigError, get_model, get_trainer
+
+
+def _setup(tiny_config, **overrides):
+    config = build_config("MeLU", "tiny", config_dict={**tiny_config, **overrides})
+    train_data, valid_data, test_data = data_preparation(config, create_dataset(config))
+    model = get_model("MeLU")(config, train_data.dataset)
+    return config, model, train_data, valid_data, test_data
+
+
+def test_meta_gradient_reaches_every_parameter(tiny_config):
+    _, model, train_data, _, _ = _setup(tiny_config)
+    batch = next(iter(train_data))
+    model.calculate_loss(batch).backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+def test_adaptation_lowers_the_support_loss(tiny_config):
+    _, model, train_data, _, _ = _setup(tiny_config)
+    batch = next(iter(train_data))
+    args = (batch["user_id"], batch["support_item"], batch["support_label"])
+    mask = batch["support_mask"].float()
+    start = {
+        n: p.unsqueeze(0).expand(len(args[0]), *p.shape)
+        for n, p in model.decision.named_parameters()
+    }
+    adapted = model.adapt_to(*args, batch["support_mask"], keep_graph=False)
+    assert torch.all(model.task_loss(adapted, *args, mask) < model.task_loss(start, *args, mask))
+
+
+def test_evaluation_leaves_meta_parameters_byte_identical(tiny_config):
+    config, model, train_data, valid_data, test_data = _setup(tiny_config, epochs=1)
+    trainer = get_trainer(config["MODEL_TYPE"], "MeLU")(config, model)
+    trainer.fit(train_data, valid_data, saved=False, show_progress=False)
+    before = copy.deepcopy(model.state_dict())
+    first = trainer.evaluate(test_data, load_best_model=False)
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[name]), name
+    assert trainer.evaluate(test_data, load_best_model=False) == first
+
+
+def test_predict_scores_rows_in_their_order_and_full_sort_agrees(tiny_config):
+    _, model, _, _, test_data = _setup(tiny_config)
+    model.eval()
+    rows = test_data.dataset.inter_feat[:40]
+    scores = model.predict(rows)
+    perm = torch.randperm(len(rows), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(model.predict(rows[perm]), scores[perm])
+    full = model.full_sort_predict(rows[:3]).view(3, -1)
+    assert full.shape == (3, model.n_items)
+    torch.testing.assert_close(full[torch.arange(3), rows["item_id"][:3]], scores[:3])
+
+
+def test_cold_users_adapt_on_their_support_set(tiny_config):
+    _, model, _, _, test_data = _setup(tiny_config)
+    user = int(test_data.dataset.inter_feat["user_id"][0])
+    assert model.support_mask[user].sum() > 0
+    support_items = model.support_item[user][model.support_mask[user]]
+    assert not set(support_items.tolist()) & set(
+        test_data.dataset.inter_feat["item_id"][
+            test_data.dataset.inter_feat["user_id"] == user
+        ].tolist()
+    )
+
+
+def test_unknown_item_field_is_a_clear_error(tiny_config):
+    with pytest.raises(ConfigError, match="item_fields names \\['director'\\]"):
+        _setup(tiny_config, item_fields=["director"])
