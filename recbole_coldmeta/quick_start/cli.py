@@ -27,6 +27,14 @@ def build_parser():
     parser.add_argument(
         "--result_file", default=None, help="write the run's result as one JSON object to this path"
     )
+    parser.add_argument(
+        "--benchmark",
+        default=None,
+        help="run a benchmark file (models x seeds), e.g. properties/benchmark/ml-100k.yaml",
+    )
+    parser.add_argument(
+        "--output_dir", default="results", help="where --benchmark writes its outputs"
+    )
     return parser
 
 
@@ -34,6 +42,8 @@ def main(argv=None):
     """Run one model; return the process exit code (0 on success, 2 on a user error)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args, overrides = build_parser().parse_known_args(argv)
+    if args.benchmark:
+        return _benchmark(args, overrides)
     try:
         from recbole_coldmeta.quick_start.quick_start import (
             print_test_result,
@@ -54,4 +64,25 @@ def main(argv=None):
     if args.result_file:
         write_result(result, args.result_file)
     print_test_result(result)
+    return 0
+
+
+def _benchmark(args, overrides):
+    from recbole_coldmeta.quick_start.benchmark import run_benchmark
+
+    if overrides:
+        print(
+            f"error: --benchmark takes no config overrides (got {overrides}); put them in "
+            f"the benchmark file's config.",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        folder = run_benchmark(args.benchmark, args.output_dir)
+    except ColdMetaError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    with open(f"{folder}/table.md", encoding="utf-8") as f:
+        print(f.read())
+    print(f"benchmark outputs: {folder}/runs.csv, {folder}/table.md, {folder}/plot.png")
     return 0

@@ -28,14 +28,17 @@ def test_meta_gradient_reaches_every_parameter(tiny_config):
 def test_adaptation_lowers_the_support_loss(tiny_config):
     _, model, train_data, _, _ = _setup(tiny_config)
     batch = next(iter(train_data))
-    args = (batch["user_id"], batch["support_item"], batch["support_label"])
-    mask = batch["support_mask"].float()
+    users, items, labels = batch["user_id"], batch["support_item"], batch["support_label"]
+    mask = batch["support_mask"]
+    x = model.features(users, items).detach()
     start = {
-        n: p.unsqueeze(0).expand(len(args[0]), *p.shape)
-        for n, p in model.decision.named_parameters()
+        n: p.unsqueeze(0).expand(len(users), *p.shape) for n, p in model.decision.named_parameters()
     }
-    adapted = model.adapt_to(*args, batch["support_mask"], keep_graph=False)
-    assert torch.all(model.task_loss(adapted, *args, mask) < model.task_loss(start, *args, mask))
+    adapted = model.adapt_to(users, items, labels, mask, keep_graph=False)
+    assert torch.all(
+        model.task_loss(adapted, x, labels, mask.float())
+        < model.task_loss(start, x, labels, mask.float())
+    )
 
 
 def test_evaluation_leaves_meta_parameters_byte_identical(tiny_config):

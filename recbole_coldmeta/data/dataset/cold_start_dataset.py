@@ -43,6 +43,21 @@ SUPPORT_MODES = ("first", "random", "all_but_query")
 USER_SPLITS = ("random", "time", "field")
 
 
+def parse_interval(text, key):
+    """``"[13,100]"`` -> ``(13, 100)``; ``None`` -> no bounds. Only closed intervals and ``inf``.
+
+    Raises:
+        ConfigError: the text is not of the form ``[low,high]``.
+    """
+    if text is None:
+        return -np.inf, np.inf
+    parts = str(text).strip()
+    if not (parts.startswith("[") and parts.endswith("]")) or parts.count(",") != 1:
+        raise ConfigError(f"{key}={text!r} must be written [low,high], e.g. [13,100] or [1,inf].")
+    low, high = (float(value) for value in parts[1:-1].split(","))
+    return low, high
+
+
 class ColdStartSplitMixin:
     """Replaces RecBole's ``build()`` by the user-level cold-start split when ``cold_start_split``.
 
@@ -210,6 +225,8 @@ class ColdStartSplitMixin:
                 f"test_state={self.config['test_state']!r} matches no interaction; {field} has "
                 f"the values {sorted(set(names.tolist()))}."
             )
+        train_rows &= self._task_size_ok(users, train_rows)
+        test_rows &= self._task_size_ok(users, test_rows)
         roles = np.full(len(users), Role.UNUSED, dtype=np.int64)
         roles[train_rows] = Role.META_TRAIN
         roles[test_rows] = Role.TEST_QUERY
@@ -224,6 +241,19 @@ class ColdStartSplitMixin:
         perm = torch.randperm(len(candidates), generator=self._generator(0)).numpy()
         roles[train_rows & np.isin(users, candidates[perm[:n_valid]])] = Role.VALID_QUERY
         return roles
+
+    def _task_size_ok(self, users, rows):
+        """Rows whose user has a number of ``rows`` inside ``task_size_interval`` (field mode)."""
+        low, high = parse_interval(self.config["task_size_interval"], "task_size_interval")
+        count = np.bincount(users[rows], minlength=users.max() + 1)[users]
+        keep = (count >= low) & (count <= high)
+        dropped = int(np.sum(rows & ~keep))
+        if dropped:
+            self.logger.info(
+                f"task_size_interval={self.config['task_size_interval']}: {dropped} interactions "
+                f"of users with a task size outside it are not used."
+            )
+        return keep
 
     def _query_rows(self, users, task_rows):
         """Boolean mask over ``task_rows``: which rows are query (the rest is support)."""

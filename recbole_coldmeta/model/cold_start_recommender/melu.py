@@ -84,34 +84,47 @@ class MeLU(ColdStartRecommender):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, std=0.1)
 
-    def rate(self, params, users, items):
-        """Predicted ratings with the task parameters ``params``.
+    def features(self, users, items):
+        """Decision-layer input of each (user, item) row: ``[T, S, Du + Di]``.
 
         Args:
-            params: adapted decision-layer parameters ``{name: [T, ...]}``.
-            users: ``[T]`` user ids.
+            users: ``[T]`` user ids (one user per task), or ``[T, S]`` (a user per row).
             items: ``[T, S]`` item ids.
-
-        Returns:
-            ``[T, S]`` predicted ratings.
         """
-        user_vec = self.user_embedder(users)  # [T, Du]
-        item_vec = self.item_embedder(items)  # [T, S, Di]
-        user_vec = user_vec.unsqueeze(1).expand(-1, items.shape[1], -1)  # [T, S, Du]
-        x = torch.cat([user_vec, item_vec], dim=-1)  # [T, S, Du + Di]
+        if users.dim() == 1:
+            users = users.unsqueeze(1).expand_as(items)  # [T] -> [T, S]
+        return torch.cat([self.user_embedder(users), self.item_embedder(items)], dim=-1)
+
+    def decide(self, params, x):
+        """Predicted ratings ``[T, S]`` of rows ``x [T, S, Du + Di]`` under task parameters."""
         return batched_call(self.decision, params, x).squeeze(-1) + self.global_mean
 
-    def task_loss(self, params, users, items, labels, mask):
-        """Mean squared error of each task over its real rows: ``[T]``."""
-        error = (self.rate(params, users, items) - labels) ** 2 * mask
+    def rate(self, params, users, items):
+        """Predicted ratings ``[T, S]`` of ``items [T, S]`` for ``users [T]`` under ``params``."""
+        return self.decide(params, self.features(users, items))
+
+    def task_loss(self, params, x, labels, mask):
+        """Mean squared error of each task over its real rows: ``[T]``.
+
+        Args:
+            params: decision-layer parameters ``{name: [T, ...]}``.
+            x: ``[T, S, Du + Di]`` rows (:meth:`features`), computed once per adaptation: the
+                features do not depend on the adapted parameters.
+            labels: ``[T, S]``.
+            mask: ``[T, S]`` float, 1 for real rows.
+        """
+        error = (self.decide(params, x) - labels) ** 2 * mask
         return error.sum(dim=1) / mask.sum(dim=1).clamp(min=1)
 
     def adapt_to(self, users, items, labels, mask, keep_graph):
         """Adapt the decision layers to each user's support set: ``{name: [T, ...]}``."""
+        x = self.features(users, items)
+        if not keep_graph:
+            x = x.detach()
         start = task_params(self.decision, self.adapted_names, len(users), keep_graph)
         return adapt(
             start,
-            lambda p: self.task_loss(p, users, items, labels, mask.float()),
+            lambda p: self.task_loss(p, x, labels, mask.float()),
             self.local_steps,
             self.local_lr,
             self.first_order,
@@ -126,10 +139,9 @@ class MeLU(ColdStartRecommender):
             interaction["support_mask"],
             keep_graph=True,
         )
+        query = self.features(users, interaction["query_item"])
         query_mask = interaction["query_mask"].float()
-        return self.task_loss(
-            adapted, users, interaction["query_item"], interaction["query_label"], query_mask
-        ).mean()
+        return self.task_loss(adapted, query, interaction["query_label"], query_mask).mean()
 
     def _adapt_cold_users(self, users):
         return self.adapt_to(

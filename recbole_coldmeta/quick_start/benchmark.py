@@ -1,0 +1,225 @@
+"""Benchmarks: models x seeds on one shared split per seed, written as CSV, Markdown and PNG.
+
+A benchmark file (``properties/benchmark/*.yaml``)::
+
+    name: ml-100k-user-cold            # output folder name
+    dataset: ml-100k
+    seeds: [2020, 2021, 2022]
+    config: {show_progress: False}     # applied to every run
+    models:
+      - model: MeLU                    # a recbole_coldmeta or RecBole model
+      - model: MeLU                    # the same model again, as an ablation
+        label: MeLU (first order)      # the name in the tables (default: the model name)
+        config: {first_order: True}
+
+Every run is ``run_coldmeta`` with the benchmark's config, the model's config and the seed; the
+seed also fixes the split, so all models of a seed see the same users and interactions (the
+``split`` counts are stored per run and checked). Selection is on validation data only: each run
+keeps its best-validation checkpoint and reports that checkpoint's test metrics.
+
+Outputs, in ``<output_dir>/<name>/``: ``runs.csv`` (one row per run; finished runs are skipped
+when the benchmark is run again), ``table.md`` (mean ± std over seeds per model and metric, the
+best per column in bold, one table per metric set) and ``plot.png`` (grouped bars, error bars).
+"""
+
+import csv
+import json
+import math
+import os
+import statistics
+from logging import getLogger
+
+import yaml
+
+from recbole_coldmeta.utils import ConfigError, get_model
+
+SMALLER_IS_BETTER = ("mae", "rmse", "logloss", "averagepopularity", "giniindex")
+RUN_KEYS = ("label", "model", "seed")
+
+
+def load_benchmark(path):
+    """Read and check a benchmark file before anything runs.
+
+    Raises:
+        ConfigError: the file is missing or not valid, or names an unknown model.
+    """
+    if not os.path.isfile(path):
+        raise ConfigError(f"Benchmark file '{path}' does not exist.")
+    with open(path, encoding="utf-8") as f:
+        spec = yaml.safe_load(f) or {}
+    unknown = set(spec) - {"name", "dataset", "seeds", "config", "models", "config_files"}
+    if unknown:
+        raise ConfigError(f"Benchmark file '{path}' has unknown keys {sorted(unknown)}.")
+    for key in ("name", "dataset", "seeds", "models"):
+        if not spec.get(key):
+            raise ConfigError(f"Benchmark file '{path}' needs a non-empty '{key}'.")
+    labels = []
+    for entry in spec["models"]:
+        if not isinstance(entry, dict) or "model" not in entry:
+            raise ConfigError(f"Each entry of 'models' in '{path}' needs a 'model': got {entry}.")
+        get_model(entry["model"])  # an unknown model fails here, before any training
+        entry.setdefault("label", entry["model"])
+        entry.setdefault("config", {})
+        labels.append(entry["label"])
+    duplicated = {label for label in labels if labels.count(label) > 1}
+    if duplicated:
+        raise ConfigError(f"Benchmark '{path}' uses the labels {sorted(duplicated)} twice.")
+    spec.setdefault("config", {})
+    spec.setdefault("config_files", [])
+    return spec
+
+
+def _read_runs(path):
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _write_runs(path, runs):
+    columns = list(RUN_KEYS)
+    for run in runs:
+        columns += [key for key in run if key not in columns]
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(runs)
+
+
+def _flatten(spec, entry, seed, result):
+    row = {"label": entry["label"], "model": entry["model"], "seed": seed}
+    row["dataset"] = spec["dataset"]
+    for name, value in result["test_result"].items():
+        row[f"test/{name}"] = value
+    for name, value in result["valid_result"].items():
+        row[f"valid/{name}"] = value
+    row["train_seconds"] = result["train_seconds"]
+    row["split"] = json.dumps(result.get("split"), sort_keys=True)
+    return row
+
+
+def run_benchmark(path, output_dir="results", runner=None):
+    """Run every (model, seed) of the benchmark at ``path`` that is not finished yet.
+
+    Args:
+        path: the benchmark YAML.
+        output_dir: parent folder of the benchmark's output folder.
+        runner: ``run_coldmeta``-compatible callable (tests inject a fake one).
+
+    Returns:
+        str: the output folder.
+    """
+    if runner is None:
+        from recbole_coldmeta.quick_start.quick_start import run_coldmeta as runner
+    spec = load_benchmark(path)
+    folder = os.path.join(output_dir, spec["name"])
+    os.makedirs(folder, exist_ok=True)
+    runs_file = os.path.join(folder, "runs.csv")
+    runs = _read_runs(runs_file)
+    done = {(run["label"], int(run["seed"])) for run in runs}
+    logger = getLogger()
+    for seed in spec["seeds"]:
+        for entry in spec["models"]:
+            if (entry["label"], int(seed)) in done:
+                continue
+            logger.warning(f"benchmark {spec['name']}: {entry['label']}, seed {seed}")
+            config = {**spec["config"], **entry["config"], "seed": seed}
+            result = runner(
+                entry["model"],
+                spec["dataset"],
+                config_file_list=spec["config_files"] or None,
+                config_dict=config,
+            )
+            runs.append(_flatten(spec, entry, seed, result))
+            _write_runs(runs_file, runs)
+    _check_shared_splits(runs)
+    table = summarize(runs, [entry["label"] for entry in spec["models"]])
+    with open(os.path.join(folder, "table.md"), "w", encoding="utf-8") as f:
+        f.write(table)
+    plot(runs, [entry["label"] for entry in spec["models"]], os.path.join(folder, "plot.png"))
+    return folder
+
+
+def _check_shared_splits(runs):
+    by_seed = {}
+    for run in runs:
+        if run.get("split") and run["split"] != "null":
+            by_seed.setdefault(int(run["seed"]), set()).add(run["split"])
+    for seed, splits in by_seed.items():
+        if len(splits) > 1:
+            getLogger().warning(
+                f"seed {seed}: runs used different splits {sorted(splits)} (sequential models "
+                f"count augmented rows, so their counts differ legitimately)"
+            )
+
+
+def _metric_sets(runs, labels):
+    """Group labels by the test metrics their runs report, in first-seen order."""
+    groups = {}
+    for label in labels:
+        rows = [run for run in runs if run["label"] == label]
+        if not rows:
+            continue
+        metrics = tuple(k[len("test/") :] for k in rows[0] if k.startswith("test/") and rows[0][k])
+        groups.setdefault(metrics, []).append(label)
+    return groups
+
+
+def _stats(runs, label, metric):
+    values = [float(run[f"test/{metric}"]) for run in runs if run["label"] == label]
+    values = [v for v in values if not math.isnan(v)]
+    mean = statistics.fmean(values) if values else math.nan
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return mean, std, len(values)
+
+
+def summarize(runs, labels):
+    """Markdown tables of test mean ± std per label and metric; best per column in bold."""
+    lines = []
+    for metrics, group in _metric_sets(runs, labels).items():
+        lines.append("| model | " + " | ".join(metrics) + " | seeds |")
+        lines.append("|---" * (len(metrics) + 2) + "|")
+        stats = {label: [_stats(runs, label, m) for m in metrics] for label in group}
+        best = []
+        for column, metric in enumerate(metrics):
+            means = [stats[label][column][0] for label in group]
+            pick = min if metric.split("@")[0] in SMALLER_IS_BETTER else max
+            best.append(pick(means))
+        for label in group:
+            cells = []
+            for column, (mean, std, _) in enumerate(stats[label]):
+                cell = f"{mean:.4f} ± {std:.4f}"
+                cells.append(f"**{cell}**" if mean == best[column] else cell)
+            seeds = stats[label][0][2]
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {seeds} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(runs, labels, path):
+    """Grouped bars (one group per metric, one bar per label) with std error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = list(_metric_sets(runs, labels).items())
+    figure, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 4), squeeze=False)
+    for axis, (metrics, group) in zip(axes[0], groups):
+        width = 0.8 / len(group)
+        for offset, label in enumerate(group):
+            stats = [_stats(runs, label, metric) for metric in metrics]
+            axis.bar(
+                [i + offset * width for i in range(len(metrics))],
+                [s[0] for s in stats],
+                width,
+                yerr=[s[1] for s in stats],
+                capsize=3,
+                label=label,
+            )
+        axis.set_xticks([i + 0.4 - width / 2 for i in range(len(metrics))])
+        axis.set_xticklabels(metrics, rotation=30)
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

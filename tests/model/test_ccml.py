@@ -1,0 +1,152 @@
+"""CCML: the sampler on constructed cases, the prototype score, the inner-loss composition."""
+
+import math
+
+import pytest
+import torch
+
+from recbole_coldmeta.data import create_dataset, data_preparation
+from recbole_coldmeta.meta import adapt, task_params
+from recbole_coldmeta.model.cold_start_recommender.ccml import info_nce, prototype_scores
+from recbole_coldmeta.quick_start import build_config, run_coldmeta
+from recbole_coldmeta.utils import ConfigError, get_model
+
+SMALL = {"n_similar": 5, "n_negative": 10, "n_beneficial": 3, "pool_size": 20, "epochs": 1}
+
+
+def _setup(tiny_config, **overrides):
+    config = build_config("CCML", "tiny", config_dict={**tiny_config, **SMALL, **overrides})
+    train_data, valid_data, test_data = data_preparation(config, create_dataset(config))
+    return get_model("CCML")(config, train_data.dataset), train_data, test_data
+
+
+def test_prototype_score_by_hand():
+    e1, e2 = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    primary = torch.stack([e1, e2, torch.zeros(2)]).unsqueeze(0)  # levels 1, 2, 3; level 3 empty
+    candidate = torch.stack([e2, e1, e1]).view(1, 1, 3, 2)
+    # pairs i < j: (1,2): cos(e1, e1) * 1 = 1; (1,3): cos(e1, e1) * 2 = 2; (2,3): cos(e2, e1) = 0
+    assert prototype_scores(primary, candidate).item() == pytest.approx(3.0)
+
+
+def test_info_nce_prefers_aligned_positives():
+    anchor = torch.tensor([[1.0, 0.0]])
+    aligned = info_nce(anchor, torch.tensor([[[2.0, 0.0]]]), torch.tensor([[[0.0, 1.0]]]), 0.5)
+    opposed = info_nce(anchor, torch.tensor([[[0.0, 1.0]]]), torch.tensor([[[2.0, 0.0]]]), 0.5)
+    expected = -math.log(math.exp(2.0) / (math.exp(2.0) + math.exp(0.0)))
+    assert aligned.item() == pytest.approx(expected) and opposed.item() > aligned.item()
+
+
+def test_similar_negative_and_beneficial_tasks_on_a_constructed_case(tiny_config, monkeypatch):
+    model, train_data, _ = _setup(
+        tiny_config, task_sampling="similar_only", candidate_pool="random", pool_size=41
+    )
+    n = len(model.task_user)
+    angles = torch.linspace(0, math.pi, n)  # task k's gradient is at angle k: cosine falls with k
+    task_grads = torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
+    prototypes = torch.zeros(n, len(model.rating_levels), 4)
+    monkeypatch.setattr(model, "_task_statistics", lambda: (task_grads, prototypes))
+    monkeypatch.setattr(
+        model,
+        "_support_gradients",
+        lambda users, *a: torch.tensor([[1.0, 0.0]]).repeat(len(users), 1),
+    )
+    users = model.task_user[-1:]  # the primary is the last task, excluded from its own pool
+    beneficial, negatives = model.collaborators(
+        users, *[model.task_item[-1:], model.task_label[-1:], model.task_mask[-1:]]
+    )
+    assert beneficial[0].tolist() == [0, 1, 2]
+    assert sorted(negatives[0].tolist()) == list(range(n - 11, n - 1))
+
+
+def test_without_cross_task_terms_ccml_is_melu(tiny_config):
+    model, train_data, _ = _setup(tiny_config, lambda_task=0.0, lambda_cl=0.0)
+    batch = next(iter(train_data))
+    ccml_loss = model.calculate_loss(batch)
+    melu_loss = get_model("MeLU").calculate_loss(model, batch)
+    assert torch.equal(ccml_loss, melu_loss)
+
+
+def test_inner_loss_composition_by_hand(tiny_config, monkeypatch):
+    model, train_data, _ = _setup(tiny_config, lambda_task=0.5, lambda_cl=0.0, local_steps=1)
+    batch = next(iter(train_data))
+    users, items = batch["user_id"], batch["support_item"]
+    labels, mask = batch["support_label"], batch["support_mask"]
+    beneficial, _ = model.collaborators(users, items, labels, mask)
+    monkeypatch.setattr(model, "collaborators", lambda *a: (beneficial, beneficial))
+    aux_items, aux_labels, aux_mask, aux_users = model._aux_rows(beneficial, training=False)
+    adapted = model.adapt_to(users, items, labels, mask, keep_graph=False)
+
+    x = model.features(users, items).detach()
+    x_aux = model.features(aux_users.flatten(1), aux_items.flatten(1)).detach()
+
+    def by_hand(params):
+        own = model.task_loss(params, x, labels, mask.float())
+        aux = model.task_loss(params, x_aux, aux_labels.flatten(1), aux_mask.flatten(1).float())
+        return own + 0.5 * aux
+
+    start = task_params(model.decision, model.adapted_names, len(users), keep_graph=False)
+    expected = adapt(start, by_hand, 1, model.local_lr)
+    for name in adapted:
+        torch.testing.assert_close(adapted[name], expected[name])
+
+
+def test_contrastive_term_changes_adaptation(tiny_config):
+    batch = None
+    results = []
+    for lambda_cl in (0.0, 1.0):
+        model, train_data, _ = _setup(tiny_config, lambda_task=0.0, lambda_cl=lambda_cl, seed=1)
+        batch = batch or next(iter(train_data))
+        args = (
+            batch["user_id"],
+            batch["support_item"],
+            batch["support_label"],
+            batch["support_mask"],
+        )
+        results.append(model.adapt_to(*args, keep_graph=False))
+    assert not torch.allclose(results[0]["0.weight"], results[1]["0.weight"])
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"n_beneficial": 6}, "n_beneficial=6 > n_similar=5"),
+        ({"pool_size": 10}, "pool_size=10 is smaller"),
+        ({"n_negative": 60, "pool_size": 70}, "at least n_similar"),
+        (
+            {
+                "candidate_pool": "profile",
+                "load_col": {"inter": ["user_id", "item_id", "rating", "timestamp"]},
+            },
+            "needs user profile",
+        ),
+    ],
+)
+def test_bad_sampler_settings_are_clear_errors(tiny_config, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        _setup(tiny_config, **overrides)
+
+
+@pytest.mark.parametrize("pool", ["profile", "knn_features", "co_interaction", "random"])
+def test_smoke_run_reports_cold_user_metrics(tiny_config, pool):
+    result = run_coldmeta(
+        "CCML", "tiny", config_dict={**tiny_config, **SMALL, "candidate_pool": pool}
+    )
+    assert {"mae", "rmse", "query_ndcg@3"} <= set(result["test_result"])
+    assert 0.3 < result["test_result"]["mae"] < 2.0
+
+
+def test_evaluation_repeats_exactly_and_leaves_meta_parameters_untouched(tiny_config):
+    import copy
+
+    from recbole_coldmeta.utils import get_trainer
+
+    config = build_config("CCML", "tiny", config_dict={**tiny_config, **SMALL})
+    train_data, valid_data, test_data = data_preparation(config, create_dataset(config))
+    model = get_model("CCML")(config, train_data.dataset)
+    trainer = get_trainer(config["MODEL_TYPE"], "CCML")(config, model)
+    trainer.fit(train_data, valid_data, saved=False, show_progress=False)
+    before = copy.deepcopy(model.state_dict())
+    first = trainer.evaluate(test_data, load_best_model=False)
+    assert trainer.evaluate(test_data, load_best_model=False) == first
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[name]), name

@@ -1,0 +1,90 @@
+"""The benchmark runner: checks before training, resumable runs, mean ± std tables, the plot."""
+
+import csv
+
+import pytest
+
+from recbole_coldmeta.quick_start.benchmark import load_benchmark, run_benchmark, summarize
+from recbole_coldmeta.quick_start.cli import main
+from recbole_coldmeta.utils import ConfigError
+
+SPEC = """
+name: demo
+dataset: tiny
+seeds: [1, 2]
+config: {epochs: 1}
+models:
+  - model: GlobalMean
+  - model: MeLU
+    label: MeLU fo
+    config: {first_order: True}
+"""
+
+
+def _fake_runner(calls):
+    def runner(model, dataset, config_file_list=None, config_dict=None):
+        calls.append((model, config_dict["seed"], dict(config_dict)))
+        mae = 1.0 if model == "GlobalMean" else 0.8 + 0.01 * config_dict["seed"]
+        metrics = {"mae": mae, "query_ndcg@3": 1.0 - mae / 2}
+        return {
+            "test_result": metrics,
+            "valid_result": metrics,
+            "train_seconds": 0.1,
+            "split": {"test_users": config_dict["seed"]},
+        }
+
+    return runner
+
+
+def test_runs_every_model_and_seed_once_and_resumes(tmp_path):
+    spec = tmp_path / "b.yaml"
+    spec.write_text(SPEC)
+    calls = []
+    folder = run_benchmark(str(spec), str(tmp_path / "out"), runner=_fake_runner(calls))
+    assert sorted((m, s) for m, s, _ in calls) == [
+        ("GlobalMean", 1),
+        ("GlobalMean", 2),
+        ("MeLU", 1),
+        ("MeLU", 2),
+    ]
+    assert all(c["epochs"] == 1 for *_, c in calls)
+    assert [c["first_order"] for m, _, c in calls if m == "MeLU"] == [True, True]
+    rows = list(csv.DictReader(open(f"{folder}/runs.csv")))
+    assert len(rows) == 4 and {r["label"] for r in rows} == {"GlobalMean", "MeLU fo"}
+    table = open(f"{folder}/table.md").read()
+    assert "| MeLU fo | **0.8150 ± 0.0071** |" in table  # smaller MAE is better
+    assert "| GlobalMean | 1.0000 ± 0.0000 |" in table
+    assert (tmp_path / "out" / "demo" / "plot.png").stat().st_size > 1000
+    again = []
+    run_benchmark(str(spec), str(tmp_path / "out"), runner=_fake_runner(again))
+    assert again == []
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (SPEC.replace("GlobalMean", "GlobalMeen"), "Unknown model 'GlobalMeen'"),
+        (SPEC + "colour: red\n", "unknown keys \\['colour'\\]"),
+        (SPEC.replace("seeds: [1, 2]", "seeds: []"), "non-empty 'seeds'"),
+        (SPEC.replace("label: MeLU fo", "label: GlobalMean"), "labels \\['GlobalMean'\\] twice"),
+    ],
+)
+def test_bad_benchmark_files_fail_before_training(tmp_path, text, message):
+    spec = tmp_path / "b.yaml"
+    spec.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_benchmark(str(spec))
+
+
+def test_cli_reports_a_missing_benchmark_file(capsys):
+    assert main(["--benchmark=nowhere.yaml"]) == 2
+    assert "Benchmark file 'nowhere.yaml' does not exist" in capsys.readouterr().err
+
+
+def test_summarize_groups_models_by_metric_set():
+    runs = [
+        {"label": "A", "seed": "1", "test/mae": "0.9", "test/recall@10": ""},
+        {"label": "B", "seed": "1", "test/recall@10": "0.2", "test/mae": ""},
+    ]
+    table = summarize(runs, ["A", "B"])
+    assert table.count("| model |") == 2
