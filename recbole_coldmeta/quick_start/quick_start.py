@@ -13,10 +13,10 @@ from recbole_coldmeta.data import create_dataset, data_preparation
 from recbole_coldmeta.utils import get_model, get_trainer
 
 
-def _plain(value):
+def plain(value):
     """Metric values as JSON numbers (``None`` for NaN/inf, which JSON cannot hold)."""
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
+        return {key: plain(item) for key, item in value.items()}
     if hasattr(value, "item"):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -82,9 +82,9 @@ def run_coldmeta(
         "model": config["model"],
         "dataset": config["dataset"],
         "seed": config["seed"],
-        "best_valid_score": _plain(float(best_valid_score)),
-        "valid_result": _plain(dict(best_valid_result or {})),
-        "test_result": _plain(dict(test_result or {})),
+        "best_valid_score": plain(float(best_valid_score)),
+        "valid_result": plain(dict(best_valid_result or {})),
+        "test_result": plain(dict(test_result or {})),
         "train_seconds": round(train_seconds, 3),
     }
     if getattr(dataset, "split_info", None) is not None:
