@@ -50,3 +50,15 @@ def test_same_seed_same_tasks_and_epochs_redraw(tiny_config):
     assert any(
         not torch.equal(a["query_item"], b["query_item"]) for a, b in zip(epoch_one, epoch_two)
     )
+
+
+def test_bucketing_by_task_size_cuts_padding(tiny_config):
+    def padded_rows(bucket):
+        loader = _loader(tiny_config, task_batch_size=8, task_bucket_batches=bucket)
+        batches = _batches(loader)
+        assert sorted(u for b in batches for u in b["user_id"].tolist()) == sorted(
+            loader.task_users.tolist()
+        )
+        return sum(b["support_mask"].numel() for b in batches)
+
+    assert padded_rows(8) < padded_rows(1)

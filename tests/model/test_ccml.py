@@ -44,7 +44,7 @@ def test_similar_negative_and_beneficial_tasks_on_a_constructed_case(tiny_config
     angles = torch.linspace(0, math.pi, n)  # task k's gradient is at angle k: cosine falls with k
     task_grads = torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
     prototypes = torch.zeros(n, len(model.rating_levels), 4)
-    monkeypatch.setattr(model, "_task_statistics", lambda: (task_grads, prototypes))
+    monkeypatch.setattr(model, "_task_statistics", lambda: (task_grads, prototypes, None))
     monkeypatch.setattr(
         model,
         "_support_gradients",

@@ -115,8 +115,11 @@ class CCML(MeLU):
     - The task representation for InfoNCE is the mean penultimate activation of the decision
       layers over a task's support rows: the primary's under its adapted parameters (so the term
       shapes adaptation; in the authors' code it is computed on embeddings that the inner step
-      does not touch, which makes it inert), the other tasks' under the meta-parameters. Cosine
-      similarity over ``temperature`` (the authors use a raw dot product over 10).
+      does not touch, which makes it inert), the other tasks' under the meta-parameters, on a
+      fixed subset of their rows, cached with the gradients and treated as constant targets
+      (stop-gradient, as momentum-encoder contrastive methods do): the contrastive gradient
+      shapes the primary's adaptation and, through it, the meta-parameters. Cosine similarity
+      over ``temperature`` (the authors use a raw dot product over 10).
     - Separate ``lambda_task`` and ``lambda_cl`` (the authors use one weight, 0.1, for both).
     - The same collaborative inner loss is used when cold users adapt at evaluation
       (``collaborate_at_test``), so meta-training and meta-testing adapt alike; only meta-train
@@ -261,15 +264,19 @@ class CCML(MeLU):
         return total / level.sum(dim=1).unsqueeze(-1).clamp(min=1.0)
 
     def _task_statistics(self):
+        """Per meta-train task, cached until the parameters change: projected support-loss
+        gradients ``[N, G']``, rating prototypes ``[N, R, Di]`` and representations ``[N, H]``."""
         if self._cache is None:
-            grads, prototypes = [], []
+            grads, prototypes, reps = [], [], []
             chunk = 256
-            for start in range(0, len(self.task_user), chunk):
-                part = slice(start, start + chunk)
-                args = (self.task_item[part], self.task_label[part], self.task_mask[part])
-                grads.append(self._support_gradients(self.task_user[part], *args))
-                prototypes.append(self._prototypes(*args))
-            self._cache = (torch.cat(grads), torch.cat(prototypes))
+            with torch.no_grad():
+                for start in range(0, len(self.task_user), chunk):
+                    part = slice(start, start + chunk)
+                    args = (self.task_item[part], self.task_label[part], self.task_mask[part])
+                    grads.append(self._support_gradients(self.task_user[part], *args))
+                    prototypes.append(self._prototypes(*args))
+                    reps.append(self._meta_representation(torch.arange(len(self.task_user))[part]))
+            self._cache = (torch.cat(grads), torch.cat(prototypes), torch.cat(reps))
         return self._cache
 
     # ---- collaborative task sampling ----------------------------------------------------------
@@ -320,7 +327,7 @@ class CCML(MeLU):
             shuffled = torch.argsort(torch.rand(pool.shape, generator=generator), dim=1)
             pool = pool.gather(1, shuffled.to(pool.device))
             return pool[:, : self.n_beneficial], pool[:, -self.n_negative :]
-        task_grads, task_prototypes = self._task_statistics()
+        task_grads, task_prototypes, _ = self._task_statistics()
         similarity = cosine_rank(
             self._support_gradients(users, items, labels, mask), task_grads[pool]
         )
@@ -356,20 +363,13 @@ class CCML(MeLU):
         weights = mask.unsqueeze(-1)
         return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
 
-    def _meta_representations(self, tasks, keep_graph):
-        """Representations of meta-train ``tasks [T, M]`` under the meta-parameters: ``[T, M, H]``.
-
-        Computed once per distinct task, on ``aux_support_size`` of its rows.
-        """
-        unique, inverse = torch.unique(tasks, return_inverse=True)
-        items, _, mask, users = self._aux_rows(unique, keep_graph)  # [U, K]
-        x = self.features(users, items)
-        if not keep_graph:
-            x = x.detach()
-        hidden = self.decision[:-1](x)  # [U, K, H]
+    def _meta_representation(self, tasks):
+        """Representations ``[M, H]`` of meta-train ``tasks [M]`` under the meta-parameters, on
+        a fixed seeded subset of ``aux_support_size`` rows of each."""
+        items, _, mask, users = self._aux_rows(tasks, training=False)  # [M, K]
+        hidden = self.decision[:-1](self.features(users, items))  # [M, K, H]
         weights = mask.float().unsqueeze(-1)
-        reps = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)  # [U, H]
-        return reps[inverse]
+        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
 
     def adapt_to(self, users, items, labels, mask, keep_graph):
         collaborate = self.lambda_task > 0 or self.lambda_cl > 0
@@ -389,8 +389,8 @@ class CCML(MeLU):
         )
         last_layer = f"{len(self.decision) - 1}."
         if self.lambda_cl > 0:
-            reps = self._meta_representations(torch.cat([beneficial, negatives], dim=1), keep_graph)
-            positives, negative_reps = reps[:, :B], reps[:, B:]
+            reps = self._task_statistics()[2]
+            positives, negative_reps = reps[beneficial], reps[negatives]  # [T, B, H], [T, N, H]
 
         def inner_loss(params):
             loss = self.task_loss(params, x, labels, mask)

@@ -91,9 +91,10 @@ class MeLU(ColdStartRecommender):
             users: ``[T]`` user ids (one user per task), or ``[T, S]`` (a user per row).
             items: ``[T, S]`` item ids.
         """
-        if users.dim() == 1:
-            users = users.unsqueeze(1).expand_as(items)  # [T] -> [T, S]
-        return torch.cat([self.user_embedder(users), self.item_embedder(items)], dim=-1)
+        user_vec = self.user_embedder(users)
+        if users.dim() == 1:  # one lookup per task: [T, Du] -> [T, S, Du]
+            user_vec = user_vec.unsqueeze(1).expand(-1, items.shape[1], -1)
+        return torch.cat([user_vec, self.item_embedder(items)], dim=-1)
 
     def decide(self, params, x):
         """Predicted ratings ``[T, S]`` of rows ``x [T, S, Du + Di]`` under task parameters."""
