@@ -139,17 +139,12 @@ def get_model(model_name):
 def get_trainer(model_type, model_name):
     """Return the trainer class for a model: ours first, then RecBole's.
 
-    Our trainers are found by the RecBole convention ``<model_name>Trainer`` in
-    ``recbole_coldmeta.trainer``, then by the model class attribute ``trainer_class`` (a name in
-    ``recbole_coldmeta.trainer``). A RecBole trainer is returned wrapped in
-    :class:`~recbole_coldmeta.trainer.ColdMetaTrainerMixin`, (checkpoint reload on torch >= 2.6,
-    per-user metrics, epoch hook).
+    Ours is found by RecBole's convention, ``<model_name>Trainer`` in ``recbole_coldmeta.trainer``;
+    otherwise RecBole's choice is returned with
+    :class:`~recbole_coldmeta.trainer.ColdMetaTrainerMixin` in front (checkpoint reload on
+    torch >= 2.6, per-user metrics, the model's epoch hook).
     """
     trainer_module = importlib.import_module("recbole_coldmeta.trainer")
     if hasattr(trainer_module, model_name + "Trainer"):
         return getattr(trainer_module, model_name + "Trainer")
-    model_class = get_model(model_name)
-    trainer_name = getattr(model_class, "trainer_class", None)
-    if trainer_name is not None:
-        return getattr(trainer_module, trainer_name)
     return trainer_module.with_compat(recbole_get_trainer(model_type, model_name))

@@ -278,7 +278,7 @@ class ColdStartSplitMixin:
         if len(count) == 0:
             raise DataError("No valid or test user has interactions: the split is empty.")
         if count.min() <= size:
-            short = len(np.unique(np.flatnonzero(count <= size)))
+            short = int(np.sum(count <= size))
             raise ConfigError(
                 f"{key}={size}, but some valid/test users have only {int(count.min())} "
                 f"interactions ({short} interactions belong to such users), leaving an empty "
@@ -289,18 +289,15 @@ class ColdStartSplitMixin:
 
     def _split_info(self, roles, datasets):
         counts = Counter(roles.tolist())
-        users = {
-            role: len(
-                np.unique(part.inter_feat[self.uid_field].numpy()[part.cold_roles.numpy() == role])
-            )
-            for part in datasets
-            for role in (Role.META_TRAIN, Role.VALID_QUERY, Role.TEST_QUERY)
-            if (part.cold_roles == role).any()
-        }
+        users = self.inter_feat[self.uid_field].numpy()  # aligned with roles
+
+        def users_with(role):
+            return len(np.unique(users[roles == role]))
+
         return {
-            "meta_train_users": users.get(Role.META_TRAIN, 0),
-            "valid_users": users.get(Role.VALID_QUERY, 0),
-            "test_users": users.get(Role.TEST_QUERY, 0),
+            "meta_train_users": users_with(Role.META_TRAIN),
+            "valid_users": users_with(Role.VALID_QUERY),
+            "test_users": users_with(Role.TEST_QUERY),
             "train_inters": len(datasets[0]),
             "valid_inters": len(datasets[1]),
             "test_inters": len(datasets[2]),
@@ -325,13 +322,10 @@ class ColdStartSequentialDataset(ColdStartSplitMixin, SequentialDataset):
         # makes its row order known, so roles can follow the rows.
         order = self._time_order(self.inter_feat[self.uid_field].to_numpy())
         self.inter_feat = self.inter_feat.iloc[order].reset_index(drop=True)
+        users = self.inter_feat[self.uid_field].to_numpy()
+        self._is_target = np.r_[False, users[1:] == users[:-1]]  # every row but a user's first
         return roles[order]
 
     def _roles_after_format(self, roles):
-        # Augmented rows are the targets: every interaction but each user's first.
-        users = self._users_before_augmentation
-        return roles[np.r_[False, users[1:] == users[:-1]]]
-
-    def _change_feat_format(self):
-        self._users_before_augmentation = self.inter_feat[self.uid_field].to_numpy()
-        super()._change_feat_format()
+        # Augmented rows are the targets: every interaction but each user's first, in order.
+        return roles[self._is_target]

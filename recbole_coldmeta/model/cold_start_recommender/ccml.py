@@ -169,6 +169,7 @@ class CCML(MeLU):
         self.register_buffer("grad_projection", projection, persistent=False)
         self.sample_generator = torch.Generator().manual_seed(self.seed + 3)
         self._cache = None
+        self._task_item_sets = None
 
     def _check_parameters(self, config):
         if self.candidate_pool not in CANDIDATE_POOLS:
@@ -302,7 +303,9 @@ class CCML(MeLU):
             scores = mine @ theirs.T
         elif self.candidate_pool == "co_interaction":
             mine = self._item_sets(items, mask)
-            theirs = self._item_sets(self.task_item, self.task_mask)
+            if self._task_item_sets is None:  # depends on the data only: built once
+                self._task_item_sets = self._item_sets(self.task_item, self.task_mask)
+            theirs = self._task_item_sets
             overlap = mine @ theirs.T
             union = mine.sum(1, keepdim=True) + theirs.sum(1).unsqueeze(0) - overlap
             scores = overlap / union.clamp(min=1.0)
