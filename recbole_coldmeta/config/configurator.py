@@ -150,6 +150,24 @@ class Config(RecBoleConfig):
                     self._config_file_of_key[key] = file
         return config
 
+    def _merge_external_config_dict(self):
+        super()._merge_external_config_dict()
+        block = self.external_config_dict.get("target_domain")
+        if block is None:
+            return
+        if not isinstance(block, dict):
+            raise ConfigError(
+                f"target_domain must be a mapping, e.g. target_domain: {{dataset: "
+                f"amazon-dense-movies}}; got {block!r}."
+            )
+        for key, value in block.items():
+            if key in self.external_config_dict and self.external_config_dict[key] != value:
+                raise ConfigError(
+                    f"{key} is set both at top level ({self.external_config_dict[key]!r}) and in "
+                    f"target_domain ({value!r}); set it in one place."
+                )
+            self.external_config_dict[key] = value
+
     def _load_cmd_line(self):
         return self._convert_config_dict(parse_cmd_overrides(self._cmd_args))
 
@@ -193,6 +211,14 @@ class Config(RecBoleConfig):
             and "train_neg_sample_args" not in self.external_config_dict
         ):
             final["train_neg_sample_args"] = None
+        # NOTE: the cold-start protocol's MeLU user filter ([13,100] ratings) is not part of the
+        # cross-domain protocol (PTUPCDR keeps every user): with a source domain it is off unless
+        # the user sets it.
+        if (
+            final.get("source_domain") is not None
+            and "user_inter_num_interval" not in self.external_config_dict
+        ):
+            final["user_inter_num_interval"] = None
         super()._set_default_parameters()
 
     def _check_unknown_keys(self):

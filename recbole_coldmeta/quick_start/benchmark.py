@@ -11,15 +11,20 @@ A benchmark file (``properties/benchmark/*.yaml``)::
       - model: MeLU                    # the same model again, as an ablation
         label: MeLU (first order)      # the name in the tables (default: the model name)
         config: {first_order: True}
+    settings:                          # optional: every model x seed runs once per setting
+      - {label: "beta=20%", config: {cold_user_ratio: 0.2}}
+      - {label: "beta=50%", config: {cold_user_ratio: 0.5}}
 
-Every run is ``run_coldmeta`` with the benchmark's config, the model's config and the seed; the
-seed also fixes the split, so all models of a seed see the same users and interactions (the
-``split`` counts are stored per run and checked). Selection is on validation data only: each run
-keeps its best-validation checkpoint and reports that checkpoint's test metrics.
+Every run is ``run_coldmeta`` with the benchmark's config, the setting's config, the model's
+config and the seed; the seed also fixes the split, so all models of a seed and setting see the
+same users and interactions (the ``split`` counts are stored per run and checked). Selection is on
+validation data only: each run keeps its best-validation checkpoint and reports that checkpoint's
+test metrics.
 
 Outputs, in ``<output_dir>/<name>/``: ``runs.csv`` (one row per run; finished runs are skipped
 when the benchmark is run again), ``table.md`` (mean ± std over seeds per model and metric, the
-best per column in bold, one table per metric set) and ``plot.png`` (grouped bars, error bars).
+best per column in bold, one table per setting and metric set) and ``plot.png`` (grouped bars,
+error bars, one row of panels per setting).
 """
 
 import csv
@@ -34,7 +39,7 @@ import yaml
 from recbole_coldmeta.utils import ConfigError, get_model
 
 SMALLER_IS_BETTER = ("mae", "rmse", "logloss", "averagepopularity", "giniindex")
-RUN_KEYS = ("label", "model", "seed")
+RUN_KEYS = ("setting", "label", "model", "seed")
 
 
 def load_benchmark(path):
@@ -47,7 +52,9 @@ def load_benchmark(path):
         raise ConfigError(f"Benchmark file '{path}' does not exist.")
     with open(path, encoding="utf-8") as f:
         spec = yaml.safe_load(f) or {}
-    unknown = set(spec) - {"name", "dataset", "seeds", "config", "models", "config_files"}
+    unknown = set(spec) - {
+        "name", "dataset", "seeds", "config", "models", "config_files", "settings"
+    }  # fmt: skip
     if unknown:
         raise ConfigError(f"Benchmark file '{path}' has unknown keys {sorted(unknown)}.")
     for key in ("name", "dataset", "seeds", "models"):
@@ -66,6 +73,16 @@ def load_benchmark(path):
         raise ConfigError(f"Benchmark '{path}' uses the labels {sorted(duplicated)} twice.")
     spec.setdefault("config", {})
     spec.setdefault("config_files", [])
+    if "settings" not in spec:
+        spec["settings"] = [{"label": "", "config": {}}]
+        return spec
+    for setting in spec["settings"] or [None]:
+        if not isinstance(setting, dict) or not setting.get("label"):
+            raise ConfigError(
+                f"Each entry of 'settings' in '{path}' needs a 'label' and a 'config': got "
+                f"{setting}."
+            )
+        setting.setdefault("config", {})
     return spec
 
 
@@ -86,8 +103,8 @@ def _write_runs(path, runs):
         writer.writerows(runs)
 
 
-def _flatten(spec, entry, seed, result):
-    row = {"label": entry["label"], "model": entry["model"], "seed": seed}
+def _flatten(spec, setting, entry, seed, result):
+    row = {"setting": setting, "label": entry["label"], "model": entry["model"], "seed": seed}
     row["dataset"] = spec["dataset"]
     for name, value in result["test_result"].items():
         row[f"test/{name}"] = value
@@ -116,27 +133,31 @@ def run_benchmark(path, output_dir="results", runner=None):
     os.makedirs(folder, exist_ok=True)
     runs_file = os.path.join(folder, "runs.csv")
     runs = _read_runs(runs_file)
-    done = {(run["label"], int(run["seed"])) for run in runs}
+    done = {(run.get("setting", ""), run["label"], int(run["seed"])) for run in runs}
     logger = getLogger()
-    for seed in spec["seeds"]:
-        for entry in spec["models"]:
-            if (entry["label"], int(seed)) in done:
-                continue
-            logger.warning(f"benchmark {spec['name']}: {entry['label']}, seed {seed}")
-            config = {**spec["config"], **entry["config"], "seed": seed}
-            result = runner(
-                entry["model"],
-                spec["dataset"],
-                config_file_list=spec["config_files"] or None,
-                config_dict=config,
-            )
-            runs.append(_flatten(spec, entry, seed, result))
-            _write_runs(runs_file, runs)
+    for setting in spec["settings"]:
+        for seed in spec["seeds"]:
+            for entry in spec["models"]:
+                if (setting["label"], entry["label"], int(seed)) in done:
+                    continue
+                logger.warning(
+                    f"benchmark {spec['name']}: {setting['label']} {entry['label']}, seed {seed}"
+                )
+                config = {**spec["config"], **setting["config"], **entry["config"], "seed": seed}
+                result = runner(
+                    entry["model"],
+                    spec["dataset"],
+                    config_file_list=spec["config_files"] or None,
+                    config_dict=config,
+                )
+                runs.append(_flatten(spec, setting["label"], entry, seed, result))
+                _write_runs(runs_file, runs)
     _check_shared_splits(runs)
-    table = summarize(runs, [entry["label"] for entry in spec["models"]])
+    labels = [entry["label"] for entry in spec["models"]]
+    settings = [setting["label"] for setting in spec["settings"]]
     with open(os.path.join(folder, "table.md"), "w", encoding="utf-8") as f:
-        f.write(table)
-    plot(runs, [entry["label"] for entry in spec["models"]], os.path.join(folder, "plot.png"))
+        f.write(summarize(runs, labels, settings))
+    plot(runs, labels, os.path.join(folder, "plot.png"), settings)
     return folder
 
 
@@ -144,13 +165,18 @@ def _check_shared_splits(runs):
     by_seed = {}
     for run in runs:
         if run.get("split") and run["split"] != "null":
-            by_seed.setdefault(int(run["seed"]), set()).add(run["split"])
-    for seed, splits in by_seed.items():
+            key = (run.get("setting", ""), int(run["seed"]))
+            by_seed.setdefault(key, set()).add(run["split"])
+    for (setting, seed), splits in by_seed.items():
         if len(splits) > 1:
             getLogger().warning(
-                f"seed {seed}: runs used different splits {sorted(splits)} (sequential models "
-                f"count augmented rows, so their counts differ legitimately)"
+                f"{setting} seed {seed}: runs used different splits {sorted(splits)} (sequential "
+                f"models count augmented rows, so their counts differ legitimately)"
             )
+
+
+def _in_setting(runs, setting):
+    return [run for run in runs if run.get("setting", "") == setting]
 
 
 def _metric_sets(runs, labels):
@@ -173,8 +199,20 @@ def _stats(runs, label, metric):
     return mean, std, len(values)
 
 
-def summarize(runs, labels):
-    """Markdown tables of test mean ± std per label and metric; best per column in bold."""
+def summarize(runs, labels, settings=("",)):
+    """Markdown tables of test mean ± std per label and metric; best per column in bold.
+
+    One table per setting (headed by its label when there are several) and metric set.
+    """
+    lines = []
+    for setting in settings:
+        if setting:
+            lines += [f"#### {setting}", ""]
+        lines += _summarize_setting(_in_setting(runs, setting), labels)
+    return "\n".join(lines)
+
+
+def _summarize_setting(runs, labels):
     lines = []
     for metrics, group in _metric_sets(runs, labels).items():
         lines.append("| model | " + " | ".join(metrics) + " | seeds |")
@@ -193,19 +231,31 @@ def summarize(runs, labels):
             seeds = stats[label][0][2]
             lines.append(f"| {label} | " + " | ".join(cells) + f" | {seeds} |")
         lines.append("")
-    return "\n".join(lines)
+    return lines
 
 
-def plot(runs, labels, path):
-    """Grouped bars (one group per metric, one bar per label) with std error bars."""
+def plot(runs, labels, path, settings=("",)):
+    """Grouped bars (one group per metric, one bar per label) with std error bars; one row of
+    panels per setting."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = list(_metric_sets(runs, labels).items())
-    figure, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 4), squeeze=False)
-    for axis, (metrics, group) in zip(axes[0], groups):
+    rows = [(s, list(_metric_sets(_in_setting(runs, s), labels).items())) for s in settings]
+    width_panels = max(len(groups) for _, groups in rows) or 1
+    figure, axes = plt.subplots(
+        len(rows), width_panels, figsize=(6 * width_panels, 4 * len(rows)), squeeze=False
+    )
+    for row, (setting, groups) in enumerate(rows):
+        _plot_row(axes[row], _in_setting(runs, setting), groups, setting)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def _plot_row(axes, runs, groups, setting):
+    for axis, (metrics, group) in zip(axes, groups):
         width = 0.8 / len(group)
         for offset, label in enumerate(group):
             stats = [_stats(runs, label, metric) for metric in metrics]
@@ -220,6 +270,5 @@ def plot(runs, labels, path):
         axis.set_xticks([i + 0.4 - width / 2 for i in range(len(metrics))])
         axis.set_xticklabels(metrics, rotation=30)
         axis.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+        if setting:
+            axis.set_title(setting)

@@ -70,6 +70,11 @@ COLD_START_SPLIT_KEYS = frozenset(
         "support_size",
         "query_size",
         "raw_data_path",
+        "source_domain",
+        "target_domain",
+        "cold_user_ratio",
+        "valid_user_ratio",
+        "pretrain_valid_ratio",
     }
 )
 #: Keys that decide the split besides the dataset arguments (``config.parameters["Dataset"]``).

@@ -75,3 +75,61 @@ def with_compat(trainer_class):
 
 #: RecBole's general Trainer with the mixin: the trainer of our models.
 ColdMetaTrainer = with_compat(Trainer)
+
+
+class CrossDomainTrainer(ColdMetaTrainer):
+    """Runs a cross-domain model's training phases one after the other.
+
+    For each ``(phase, settings)`` of ``model.phase_plan`` (the ``train_phases`` YAML list): the
+    model switches to the phase, a fresh optimizer is built over ``model.phase_parameters(phase)``
+    with the phase's learning rate and weight decay, and RecBole's ``fit`` runs on the phase's
+    train/valid datasets (``train_data.dataset.phase_data``) with the phase's epochs and
+    early-stopping patience, its checkpoint and its best-model reload. The last phase writes the
+    run's checkpoint file, which ``evaluate(load_best_model=True)`` reloads.
+
+    NOTE: the pre-training phases are selected on held-out interactions of their own domain; the
+    bridge phase on the validation users, through the run's ``valid_data``.
+    """
+
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False,
+            callback_fn=None):  # fmt: skip
+        phase_data = train_data.dataset.phase_data
+        run_file = self.saved_model_file
+        result = (None, None)
+        for position, (phase, settings) in enumerate(self.model.phase_plan):
+            last = position == len(self.model.phase_plan) - 1
+            self.model.set_phase(phase)
+            phase_train, phase_valid = phase_data[phase]
+            train_loader = type(train_data)(phase_train.config, phase_train, None, shuffle=True)
+            train_loader.set_batch_size(settings["train_batch_size"])
+            if last:
+                valid_loader = valid_data
+            else:
+                valid_loader = type(valid_data)(
+                    phase_valid.config, phase_valid, None, shuffle=False
+                )
+            self._start_phase(phase, settings, phase_valid.config)
+            self.saved_model_file = (
+                run_file if last else run_file.replace(".pth", f"-{phase.value}.pth")
+            )
+            self.logger.info(f"[{type(self.model).__name__}] phase {phase.value}: {settings}")
+            result = super().fit(
+                train_loader, valid_loader, verbose, saved, show_progress, callback_fn
+            )
+            if saved and not last:
+                self._restore_model(load_own_checkpoint(self.saved_model_file, self.device))
+        self.eval_collector = ColdCollector(self.config)
+        return result
+
+    def _start_phase(self, phase, settings, phase_config):
+        self.epochs = settings["epochs"]
+        self.eval_step = min(self.config["eval_step"], self.epochs)
+        self.stopping_step = settings["stopping_step"]
+        self.learning_rate = settings["learning_rate"]
+        self.weight_decay = settings["weight_decay"]
+        self.start_epoch = 0
+        self.cur_step = 0
+        self.best_valid_score = -float("inf") if self.valid_metric_bigger else float("inf")
+        self.best_valid_result = None
+        self.optimizer = self._build_optimizer(params=self.model.phase_parameters(phase))
+        self.eval_collector = ColdCollector(phase_config)

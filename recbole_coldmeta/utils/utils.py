@@ -139,12 +139,16 @@ def get_model(model_name):
 def get_trainer(model_type, model_name):
     """Return the trainer class for a model: ours first, then RecBole's.
 
-    Ours is found by RecBole's convention, ``<model_name>Trainer`` in ``recbole_coldmeta.trainer``;
-    otherwise RecBole's choice is returned with
+    Ours is the trainer a model class names in its ``trainer`` attribute (e.g. the cross-domain
+    models' ``CrossDomainTrainer``), or, by RecBole's convention, ``<model_name>Trainer`` in
+    ``recbole_coldmeta.trainer``; otherwise RecBole's choice is returned with
     :class:`~recbole_coldmeta.trainer.ColdMetaTrainerMixin` in front (checkpoint reload on
     torch >= 2.6, per-user metrics, the model's epoch hook).
     """
     trainer_module = importlib.import_module("recbole_coldmeta.trainer")
+    named = getattr(_find_plugin_model(model_name), "trainer", None)
+    if named is not None:
+        return getattr(trainer_module, named)
     if hasattr(trainer_module, model_name + "Trainer"):
         return getattr(trainer_module, model_name + "Trainer")
     return trainer_module.with_compat(recbole_get_trainer(model_type, model_name))

@@ -6,7 +6,9 @@ import pytest
 
 from recbole_coldmeta.quick_start.benchmark import load_benchmark, run_benchmark, summarize
 from recbole_coldmeta.quick_start.cli import main
-from recbole_coldmeta.utils import ConfigError
+from recbole_coldmeta.utils import ConfigError, properties_dir
+
+_PROPS = str(properties_dir())
 
 SPEC = """
 name: demo
@@ -88,3 +90,42 @@ def test_summarize_groups_models_by_metric_set():
     ]
     table = summarize(runs, ["A", "B"])
     assert table.count("| model |") == 2
+
+
+def test_settings_multiply_the_runs_and_get_one_table_each(tmp_path):
+    spec = tmp_path / "b.yaml"
+    spec.write_text(
+        SPEC
+        + """settings:
+  - {label: "beta=20%", config: {cold_user_ratio: 0.2}}
+  - {label: "beta=80%", config: {cold_user_ratio: 0.8, epochs: 2}}
+"""
+    )
+    calls = []
+    folder = run_benchmark(str(spec), str(tmp_path / "out"), runner=_fake_runner(calls))
+    assert len(calls) == 2 * 2 * 2
+    assert sorted({c["cold_user_ratio"] for *_, c in calls}) == [0.2, 0.8]
+    assert {c["epochs"] for *_, c in calls if c["cold_user_ratio"] == 0.8} == {2}
+    rows = list(csv.DictReader(open(f"{folder}/runs.csv")))
+    assert {r["setting"] for r in rows} == {"beta=20%", "beta=80%"}
+    table = open(f"{folder}/table.md").read()
+    assert table.index("#### beta=20%") < table.index("#### beta=80%")
+    assert table.count("| MeLU fo |") == 2
+    again = []
+    run_benchmark(str(spec), str(tmp_path / "out"), runner=_fake_runner(again))
+    assert again == []
+
+
+def test_a_setting_without_label_is_refused(tmp_path):
+    spec = tmp_path / "b.yaml"
+    spec.write_text(SPEC + "settings:\n  - {config: {cold_user_ratio: 0.2}}\n")
+    with pytest.raises(ConfigError, match="needs a 'label'"):
+        load_benchmark(str(spec))
+
+
+@pytest.mark.parametrize(
+    "name", ["amazon-dense-book2movie", "amazon-dense-movie2book", "ml-100k", "ml-100k-ccml"]
+)
+def test_shipped_benchmarks_load(name):
+    spec = load_benchmark(f"properties/benchmark/{name}.yaml".replace("properties", _PROPS))
+    assert spec["models"] and spec["settings"]

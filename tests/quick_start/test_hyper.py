@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import recbole_coldmeta.data.dataset.cold_start_dataset as cold_start_dataset
+import recbole_coldmeta.data.dataset.cross_domain_dataset as cross_domain_dataset
 from recbole_coldmeta.config import Config
 from recbole_coldmeta.quick_start import hyper, run_coldmeta
 from recbole_coldmeta.quick_start.hyper import (
@@ -205,11 +206,16 @@ def test_cli_exits_2_with_one_line_for_a_missing_params_file(tmp_path):
     assert "Traceback" not in completed.stderr
 
 
-@pytest.mark.parametrize("model", ["MeLU", "CCML"])
-def test_shipped_params_files_are_small_valid_grids(model, tiny_config):
+@pytest.mark.parametrize(
+    "model", ["MeLU", "CCML", "TargetMF", "EMCDR", "SSCDR", "PTUPCDR", "MetaMMCDR"]
+)
+def test_shipped_params_files_are_small_valid_grids(model, tiny_config, cdr_config):
     path = default_params_file(model)
     dimensions = read_params_file(path)
-    config = Config(model, "tiny", config_dict=tiny_config)
+    if model in ("MeLU", "CCML"):
+        config = Config(model, "tiny", config_dict=tiny_config)
+    else:
+        config = Config(model, config_dict=cdr_config)
     check_search_space(dimensions, config, path)
     assert math.prod(len(d.values) for d in dimensions) <= 8
     if model == "CCML":
@@ -220,6 +226,16 @@ def test_shipped_params_files_are_small_valid_grids(model, tiny_config):
 
 
 def test_every_key_the_split_reads_is_frozen(tiny_config):
-    read = set(re.findall(r'config\["(\w+)"\]', inspect.getsource(cold_start_dataset)))
-    assert read
-    assert read <= frozen_keys(Config("MeLU", "tiny", config_dict=tiny_config))
+    for module in (cold_start_dataset, cross_domain_dataset):
+        read = set(re.findall(r'config\["(\w+)"\]', inspect.getsource(module)))
+        read -= {"allow_unknown_config_keys"}  # input checking only, not the split
+        assert read
+        assert read <= frozen_keys(Config("MeLU", "tiny", config_dict=tiny_config))
+
+
+def test_cross_domain_trials_share_one_split(cdr_config, count_dataset_builds):
+    params_file = _params_file("meta_dim choice [8,16]\n", name="ptupcdr.hyper")
+    result = run_hyper("PTUPCDR", params_file=params_file, config_dict=cdr_config)
+    assert count_dataset_builds == ["cdr-t"]
+    assert len(result["trials"]) == 2
+    assert all(math.isfinite(t["test_result"]["mae"]) for t in result["trials"])

@@ -2,16 +2,25 @@
 
 Each converter is registered in :data:`CONVERTERS` under the dataset name it writes; the command
 line (``python -m recbole_coldmeta.data.converters NAME``) and :func:`ensure_converted` both read
-that registry, so adding a dataset means adding one entry.
+that registry, so adding a dataset means adding one entry. A converter that also reads a second
+raw folder looks for it next to its own (``raw_dir.parent``), as the dense Amazon converters do
+for ``amazon-books-movies-item-titles``; the registry names only the main folder.
 """
 
+import functools
 import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
+from recbole_coldmeta.data.converters.amazon import (
+    TITLES_FOLDER,
+    convert_amazon_dense,
+    convert_amazon_kg,
+)
 from recbole_coldmeta.data.converters.movielens import convert_ml1m
+from recbole_coldmeta.data.synthetic import write_synthetic_cross_domain
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +29,12 @@ RAW_DATA_ENV = "COLDMETA_RAW_DATA"
 
 #: Raw data folder used when :data:`RAW_DATA_ENV` is unset, relative to the working directory.
 DEFAULT_RAW_ROOT = "../shared/datasets"
+
+
+def generate_cdr_example(raw_dir, out_dir, name=None, verify=True) -> Path:
+    """Write both domains of the synthetic cross-domain example (no raw files needed)."""
+    write_synthetic_cross_domain(out_dir)
+    return Path(out_dir) / name
 
 
 class Converter(NamedTuple):
@@ -42,6 +57,33 @@ CONVERTERS = {
         convert_ml1m,
         "movielens-1m",
         "MovieLens-1M with MeLU's five state splits (users, items with IMDb side info and plot)",
+    ),
+    "cdr-example-books": Converter(
+        generate_cdr_example, "", "Synthetic cross-domain example, source domain (generated)"
+    ),
+    "cdr-example-movies": Converter(
+        generate_cdr_example, "", "Synthetic cross-domain example, target domain (generated)"
+    ),
+    "amazon-dense-books": Converter(
+        functools.partial(convert_amazon_dense, domain="books"),
+        "amazon-kg-books-movies-cdr",
+        f"Amazon Books dense subset, 1-5 ratings; titles from the sibling folder {TITLES_FOLDER}",
+    ),
+    "amazon-dense-movies": Converter(
+        functools.partial(convert_amazon_dense, domain="movies"),
+        "amazon-kg-books-movies-cdr",
+        "Amazon Movies_and_TV dense subset, 1-5 ratings; titles from the sibling folder "
+        f"{TITLES_FOLDER}",
+    ),
+    "amazon-kg-books": Converter(
+        functools.partial(convert_amazon_kg, domain="books"),
+        "amazon-kg-books-movies-cdr",
+        "Amazon-KG v2.0 5-core Books, implicit (rating 1); titles from DBpedia names",
+    ),
+    "amazon-kg-movies": Converter(
+        functools.partial(convert_amazon_kg, domain="movies"),
+        "amazon-kg-books-movies-cdr",
+        "Amazon-KG v2.0 5-core Movies_and_TV, implicit (rating 1); titles from DBpedia names",
     ),
 }
 
@@ -86,6 +128,8 @@ def ensure_converted(name, data_path, raw_root=None) -> bool:
 __all__ = [
     "CONVERTERS",
     "Converter",
+    "convert_amazon_dense",
+    "convert_amazon_kg",
     "convert_ml1m",
     "default_raw_dir",
     "default_raw_root",

@@ -382,9 +382,10 @@ def _token_seq(values):
 def _write_atomic(table, header, path):
     """Write ``table`` as a tab-separated atomic file under the typed ``header`` (one per column).
 
-    The file appears only when complete (written to ``<path>.tmp`` first, then renamed).
+    The file appears only when complete (written to ``<path>.tmp<pid>`` first, then renamed), so
+    two processes converting the same dataset at once never read or clobber a half-written file.
     """
-    tmp_path = path.with_name(path.name + ".tmp")
+    tmp_path = path.with_name(f"{path.name}.tmp{os.getpid()}")
     table.to_csv(
         tmp_path,
         sep="\t",

@@ -6,5 +6,18 @@ from recbole_coldmeta.data.dataset.cold_start_dataset import (
     ColdStartSplitMixin,
     Role,
 )
+from recbole_coldmeta.data.dataset.cross_domain_dataset import (
+    CrossDomainDataset,
+    Phase,
+    domain_config,
+)
 
-__all__ = ["ColdStartDataset", "ColdStartSequentialDataset", "ColdStartSplitMixin", "Role"]
+__all__ = [
+    "ColdStartDataset",
+    "ColdStartSequentialDataset",
+    "ColdStartSplitMixin",
+    "CrossDomainDataset",
+    "Phase",
+    "Role",
+    "domain_config",
+]

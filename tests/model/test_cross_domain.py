@@ -1,0 +1,205 @@
+"""Cross-domain models: the shared bridge layers, phased training, no leakage, a run per model."""
+
+import math
+import shutil
+
+import pytest
+import torch
+
+from recbole_coldmeta.config import Config
+from recbole_coldmeta.data import create_dataset, data_preparation
+from recbole_coldmeta.data.dataset import Phase
+from recbole_coldmeta.model.layers import CharacteristicEncoder, MetaBridge
+from recbole_coldmeta.quick_start import run_coldmeta
+from recbole_coldmeta.utils import ConfigError, get_model, get_trainer
+
+MODELS = ["TargetMF", "EMCDR", "SSCDR", "PTUPCDR", "MetaMMCDR"]
+
+
+def prepare(config_dict, model="PTUPCDR"):
+    config = Config(model=model, config_dict=config_dict)
+    dataset = create_dataset(config)
+    train, valid, test = data_preparation(config, dataset)
+    torch.manual_seed(0)
+    model = get_model(config["model"])(config, train.dataset)
+    return config, model, (train, valid, test)
+
+
+def test_attention_is_a_distribution_over_the_user_items():
+    encoder = CharacteristicEncoder(6, 8)
+    features = torch.randn(3, 5, 6)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 0, 0, 0, 0], [0, 0, 0, 0, 0]], dtype=torch.bool)
+    pooled, attention = encoder(features, mask)
+    assert pooled.shape == (3, 6)
+    assert torch.allclose(attention[:2].sum(dim=1), torch.ones(2))
+    assert bool((attention[~mask] == 0).all())
+    assert torch.allclose(pooled[1], features[1, 0])
+    assert torch.allclose(pooled[0], (attention[0].unsqueeze(1) * features[0]).sum(dim=0))
+    assert torch.equal(pooled[2], encoder.empty)  # no items: the learned vector
+
+
+def test_meta_bridge_emits_a_k_by_k_matrix_per_user():
+    bridge = MetaBridge(input_size=7, embedding_size=4, meta_dim=9)
+    characteristic, source = torch.randn(5, 7), torch.randn(5, 4)
+    weights = bridge.weights(characteristic)
+    assert weights.shape == (5, 4, 4)
+    expected = torch.stack([source[b] @ weights[b] for b in range(5)])
+    assert torch.allclose(bridge(characteristic, source), expected, atol=1e-6)
+
+
+def test_history_keeps_the_last_items_rated_above_the_threshold(cdr_config):
+    _, model, (train, _, _) = prepare({**cdr_config, "history_max_len": 3})
+    source = train.dataset.source
+    inter = source.inter_feat
+    for user in range(1, 8):
+        rows = torch.nonzero((inter["user_id"] == user) & (inter["rating"] > 3)).squeeze(1)
+        expected = inter["item_id"][rows][-3:].tolist()
+        got = model.history_item[user][model.history_mask[user]].tolist()
+        assert got == expected
+
+
+def test_bridge_phase_trains_only_the_bridge(cdr_config):
+    _, model, (train, _, _) = prepare(cdr_config)
+    model.set_phase(Phase.BRIDGE)
+    batch = train.dataset.phase_data[Phase.BRIDGE][0].inter_feat[:32]
+    model.calculate_loss(batch).backward()
+    for domain in (model.source_model, model.target_model):
+        assert all(p.grad is None for p in domain.parameters())
+    bridge_ids = {id(p) for p in model.phase_parameters(Phase.BRIDGE)}
+    assert bridge_ids and all(p.grad is not None for p in model.parameters() if id(p) in bridge_ids)
+
+
+@pytest.mark.parametrize("model_name", MODELS)
+def test_every_model_runs_on_the_same_split(cdr_config, model_name):
+    result = run_coldmeta(model=model_name, config_dict={**cdr_config, "epochs": 2}, saved=True)
+    assert result["split"]["test_users"] > 0
+    for metric in ("mae", "rmse"):
+        assert math.isfinite(result["test_result"][metric])
+    assert result["test_result"]["mae"] < 5.0
+
+
+def test_the_split_is_the_same_for_every_model(cdr_config):
+    splits = {m: run_coldmeta(model=m, config_dict=cdr_config)["split"] for m in MODELS[:2]}
+    assert splits["TargetMF"] == splits["EMCDR"]
+
+
+def test_target_mf_paper_variant_scores_cold_users_with_random_embeddings(cdr_config):
+    def mae(fallback):
+        config = {**cdr_config, "epochs": 5, "cold_user_fallback": fallback}
+        return run_coldmeta(model="TargetMF", config_dict=config)["test_result"]["mae"]
+
+    assert mae("embedding") > 2.5  # ratings average ~3.6, random user vectors score ~0
+    assert mae("item_mean") < 1.5
+
+
+def test_phases_train_in_order_with_their_own_settings(cdr_config):
+    config = {
+        **cdr_config,
+        "train_phases": [
+            {"phase": "source_pretrain", "epochs": 2},
+            {"phase": "target_pretrain", "learning_rate": 0.05},
+            {"phase": "bridge", "epochs": 3},
+        ],
+    }
+    config_obj, model, (train, valid, _) = prepare(config)
+    trainer = get_trainer(config_obj["MODEL_TYPE"], "PTUPCDR")(config_obj, model)
+    seen = []
+    original = trainer._start_phase
+
+    def record(phase, settings, phase_config):
+        seen.append((phase, settings["epochs"], settings["learning_rate"]))
+        original(phase, settings, phase_config)
+
+    trainer._start_phase = record
+    trainer.fit(train, valid, saved=True)
+    assert seen == [
+        (Phase.SOURCE_PRETRAIN, 2, 0.01),
+        (Phase.TARGET_PRETRAIN, 1, 0.05),
+        (Phase.BRIDGE, 3, 0.01),
+    ]
+    assert model.phase == Phase.BRIDGE
+
+
+@pytest.mark.parametrize(
+    "phases, message",
+    [
+        ([{"phase": "bridge"}, {"phase": "source_pretrain"}], "order"),
+        ([{"phase": "bridging"}], "bridging"),
+        ([{"phase": "bridge", "epoch": 3}], "unknown key"),
+        ([], "non-empty"),
+    ],
+)
+def test_bad_phase_plans_are_refused(cdr_config, phases, message):
+    with pytest.raises(ConfigError, match=message):
+        prepare({**cdr_config, "train_phases": phases})
+
+
+def test_target_mf_refuses_a_bridge_phase(cdr_config):
+    with pytest.raises(ConfigError, match="not one of TargetMF"):
+        prepare({**cdr_config, "train_phases": [{"phase": "bridge"}]}, model="TargetMF")
+
+
+def test_no_target_rating_of_a_test_user_reaches_training(cdr_data_path, cdr_config, tmp_path):
+    """Training twice, once with every test user's target ratings changed, gives the same model."""
+    _, _, (_, _, test) = prepare(cdr_config)
+    test_set = test.dataset
+    tokens = test_set.field2id_token["user_id"]
+    test_tokens = {tokens[u] for u in test_set.inter_feat["user_id"].tolist()}
+    folder = tmp_path / "changed"
+    shutil.copytree(cdr_data_path, folder)
+    inter = folder / "cdr-t" / "cdr-t.inter"
+    lines = inter.read_text().splitlines()
+    for index, line in enumerate(lines[1:], start=1):
+        user, item, rating = line.split("\t")
+        if user in test_tokens:
+            lines[index] = f"{user}\t{item}\t{6 - float(rating)}"
+    inter.write_text("\n".join(lines) + "\n")
+
+    def trained_state(data_path):
+        config = {**cdr_config, "data_path": str(data_path), "epochs": 2}
+        config_obj, model, (train, valid, _) = prepare(config)
+        trainer = get_trainer(config_obj["MODEL_TYPE"], "PTUPCDR")(config_obj, model)
+        torch.manual_seed(1)
+        trainer.fit(train, valid, saved=False)
+        return model.state_dict()
+
+    original, changed = trained_state(cdr_data_path), trained_state(folder)
+    assert original.keys() == changed.keys()
+    for name in original:
+        assert torch.equal(original[name], changed[name]), name
+
+
+def test_meta_mmcdr_text_embeddings_with_fallback_and_cache(cdr_config, tmp_path):
+    _, model, _ = prepare(cdr_config, model="MetaMMCDR")
+    missing = model.item_text_missing
+    assert bool(missing.any()) and not bool(missing.all())
+    assert list((tmp_path / "text_cache").glob("text_emb_*.pt"))
+    items = torch.nonzero(missing).squeeze(1)[:2].unsqueeze(0)  # [1, 2] items without text
+    assert torch.equal(model.history_features(items)[0, 0], model.missing_text.detach())
+    assert model.encoder.score[0].in_features == model.item_text.shape[1]
+
+
+def test_meta_mmcdr_with_id_embeddings_is_the_ablation(cdr_config):
+    _, model, _ = prepare({**cdr_config, "characteristic_input": "id"}, model="MetaMMCDR")
+    assert model.encoder.score[0].in_features == model.embedding_size
+    assert not hasattr(model, "item_text")
+
+
+def test_meta_mmcdr_missing_encoder_is_a_clear_error(cdr_config, tmp_path):
+    with pytest.raises(ConfigError, match="nothing is downloaded"):
+        prepare({**cdr_config, "text_encoder": str(tmp_path / "no-such-encoder")}, "MetaMMCDR")
+
+
+def test_cross_domain_model_without_source_domain_is_refused(tiny_config):
+    with pytest.raises(ConfigError, match="source_domain"):
+        run_coldmeta(model="PTUPCDR", dataset="tiny", config_dict=tiny_config)
+
+
+def test_predict_and_full_sort_agree(cdr_config):
+    _, model, (_, _, test) = prepare(cdr_config, model="SSCDR")
+    batch = test._dataset.inter_feat[:10]
+    with torch.no_grad():
+        row_scores = model.predict(batch)
+        full = model.full_sort_predict(batch).view(10, -1)
+    picked = full[torch.arange(10), batch["item_id"]]
+    assert torch.allclose(row_scores, picked, atol=1e-5)
