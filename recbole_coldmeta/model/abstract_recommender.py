@@ -154,12 +154,14 @@ def parse_phase_plan(config, allowed, model_name):
 
 
 class DomainMF(nn.Module):
-    """One domain's rating model: ``MF`` (``r = u . v``) or ``GMF`` (``r = w^T (u * v)``).
+    """One domain's rating model: ``MF`` (``r = u . v``) or ``GMF`` (``r = w^T (u * v)``), plus
+    ``b + b_i`` (a global and an item bias) with ``use_bias``.
 
-    Shapes: ``score(users [*B, k], items [*B, k]) -> [*B]``.
+    Shapes: ``score(users [*B, k], items [*B]) -> [*B]``, broadcasting ``users`` against the
+    item ids (``[U, 1, k]`` against ``[1, N]`` scores every item).
     """
 
-    def __init__(self, n_users, n_items, embedding_size, base_model, init_std):
+    def __init__(self, n_users, n_items, embedding_size, base_model, init_std, use_bias):
         super().__init__()
         if base_model not in ("MF", "GMF"):
             raise ConfigError(f"base_model={base_model!r} must be 'MF' or 'GMF'.")
@@ -168,15 +170,36 @@ class DomainMF(nn.Module):
         nn.init.normal_(self.user.weight, std=init_std)
         nn.init.normal_(self.item.weight, std=init_std)
         self.output = nn.Linear(embedding_size, 1, bias=False) if base_model == "GMF" else None
+        if use_bias:
+            self.item_bias = nn.Embedding(n_items, 1)
+            nn.init.zeros_(self.item_bias.weight)
+            self.global_bias = nn.Parameter(torch.zeros(1))
+        else:
+            self.item_bias = self.global_bias = None
 
-    def score(self, users, items):
-        if self.output is None:
-            return (users * items).sum(dim=-1)
-        return self.output(users * items).squeeze(-1)
+    def score(self, users, items, frozen=False):
+        """Scores of user vectors and item ids; ``frozen`` stops gradients into this model."""
+        vectors = self.item(items)
+        weight = None if self.output is None else self.output.weight
+        bias = None
+        if self.item_bias is not None:
+            bias = self.global_bias + self.item_bias(items).squeeze(-1)
+        if frozen:
+            vectors = vectors.detach()
+            weight = None if weight is None else weight.detach()
+            bias = None if bias is None else bias.detach()
+        if weight is None:
+            score = (users * vectors).sum(dim=-1)
+        else:
+            score = nn.functional.linear(users * vectors, weight).squeeze(-1)
+        return score if bias is None else score + bias
 
 
 class CrossDomainRecommender(GeneralRecommender):
     """Base of the cross-domain cold-start models: a rating model per domain and a bridge.
+
+    ``cdr_feedback: explicit`` fits ratings (MSE; MAE/RMSE); ``implicit`` fits interactions
+    against sampled negatives (BCE; ranking metrics, full sort over the target items).
 
     Training runs in phases (:class:`~recbole_coldmeta.data.dataset.Phase`), listed with their
     own epochs / learning rate in the model YAML's ``train_phases`` and driven by
@@ -209,24 +232,38 @@ class CrossDomainRecommender(GeneralRecommender):
             )
 
         # load parameters
-        self.LABEL = check_rating_label(type(self).__name__, config, dataset)
+        self.implicit = config["cdr_feedback"] == "implicit"
+        if config["cdr_feedback"] not in ("explicit", "implicit"):
+            raise ConfigError(
+                f"cdr_feedback={config['cdr_feedback']!r} must be 'explicit' or 'implicit'."
+            )
         self.SOURCE_USER = source.uid_field
         self.SOURCE_ITEM = source.iid_field
-        self.SOURCE_LABEL = check_rating_label(type(self).__name__, source.config, source)
+        if self.implicit:
+            self.LABEL = config["LABEL_FIELD"]
+            self.SOURCE_LABEL = source.config["LABEL_FIELD"]
+            if config["train_neg_sample_args"]["distribution"] == "none":
+                raise ConfigError(
+                    f"{type(self).__name__} with cdr_feedback: implicit learns from sampled "
+                    f"negatives: set train_neg_sample_args: {{distribution: uniform, sample_num: "
+                    f"1}} (see properties/dataset/amazon-kg-book2movie.yaml)."
+                )
+        else:
+            self.LABEL = check_rating_label(type(self).__name__, config, dataset)
+            self.SOURCE_LABEL = check_rating_label(type(self).__name__, source.config, source)
         self.embedding_size = config["embedding_size"]
         self.phase_plan = parse_phase_plan(config, type(self).phases, type(self).__name__)
         self.phase = self.phase_plan[-1][0]
 
         # define layers and loss
+        domain_settings = (config["base_model"], config["init_std"], config["use_bias"])
         self.source_model = DomainMF(
-            source.user_num, source.item_num, self.embedding_size, config["base_model"],
-            config["init_std"],
-        )  # fmt: skip
+            source.user_num, source.item_num, self.embedding_size, *domain_settings
+        )
         self.target_model = DomainMF(
-            dataset.user_num, dataset.item_num, self.embedding_size, config["base_model"],
-            config["init_std"],
-        )  # fmt: skip
-        self.loss = nn.MSELoss()
+            dataset.user_num, dataset.item_num, self.embedding_size, *domain_settings
+        )
+        self.loss = nn.BCEWithLogitsLoss() if self.implicit else nn.MSELoss()
         self.register_buffer("source_user_of", dataset.source_user_of.clone(), persistent=False)
         self._register_history(source, config["history_min_rating"], config["history_max_len"])
 
@@ -279,21 +316,17 @@ class CrossDomainRecommender(GeneralRecommender):
     def task_loss(self, interaction):
         """PTUPCDR's task-oriented loss: MSE of the ratings scored with transferred embeddings."""
         users = self.transfer(interaction[self.USER_ID])
-        items = self.target_model.item(interaction[self.ITEM_ID]).detach()
-        return self.loss(self.target_model.score(users, items), interaction[self.LABEL].float())
+        score = self.target_model.score(users, interaction[self.ITEM_ID], frozen=True)
+        return self.loss(score, interaction[self.LABEL].float())
 
     def calculate_loss(self, interaction):
         if self.phase == Phase.SOURCE_PRETRAIN:
             users, items = interaction[self.SOURCE_USER], interaction[self.SOURCE_ITEM]
-            score = self.source_model.score(
-                self.source_model.user(users), self.source_model.item(items)
-            )
+            score = self.source_model.score(self.source_model.user(users), items)
             return self.loss(score, interaction[self.SOURCE_LABEL].float())
         if self.phase == Phase.TARGET_PRETRAIN:
             users, items = interaction[self.USER_ID], interaction[self.ITEM_ID]
-            score = self.target_model.score(
-                self.target_model.user(users), self.target_model.item(items)
-            )
+            score = self.target_model.score(self.target_model.user(users), items)
             return self.loss(score, interaction[self.LABEL].float())
         return self.bridge_loss(interaction)
 
@@ -306,11 +339,16 @@ class CrossDomainRecommender(GeneralRecommender):
     def predict(self, interaction):
         if self.phase == Phase.SOURCE_PRETRAIN:
             model, users, items = self.source_model, self.SOURCE_USER, self.SOURCE_ITEM
-            return model.score(model.user(interaction[users]), model.item(interaction[items]))
+            return model.score(model.user(interaction[users]), interaction[items])
         users = self.user_vectors(interaction[self.USER_ID])
-        return self.target_model.score(users, self.target_model.item(interaction[self.ITEM_ID]))
+        return self.target_model.score(users, interaction[self.ITEM_ID])
 
     def full_sort_predict(self, interaction):
-        users = self.user_vectors(interaction[self.USER_ID]).unsqueeze(1)  # [U, 1, k]
-        items = self.target_model.item.weight.unsqueeze(0)  # [1, N, k]
-        return self.target_model.score(users, items).reshape(-1)  # [U * N]
+        if self.phase == Phase.SOURCE_PRETRAIN:
+            model = self.source_model
+            users = model.user(interaction[self.SOURCE_USER]).unsqueeze(1)  # [U, 1, k]
+        else:
+            model = self.target_model
+            users = self.user_vectors(interaction[self.USER_ID]).unsqueeze(1)  # [U, 1, k]
+        items = torch.arange(model.item.num_embeddings, device=users.device).unsqueeze(0)  # [1, N]
+        return model.score(users, items).reshape(-1)  # [U * N]

@@ -7,6 +7,7 @@ trainer with :class:`ColdMetaTrainerMixin` in front.
 import functools
 
 import torch
+from recbole.data.utils import create_samplers
 from recbole.trainer import Trainer
 
 from recbole_coldmeta.evaluator import ColdCollector
@@ -100,13 +101,18 @@ class CrossDomainTrainer(ColdMetaTrainer):
             last = position == len(self.model.phase_plan) - 1
             self.model.set_phase(phase)
             phase_train, phase_valid = phase_data[phase]
-            train_loader = type(train_data)(phase_train.config, phase_train, None, shuffle=True)
+            train_sampler, valid_sampler, _ = create_samplers(
+                phase_train.config, phase_train, [phase_train, phase_valid, phase_valid]
+            )
+            train_loader = type(train_data)(
+                phase_train.config, phase_train, train_sampler, shuffle=True
+            )
             train_loader.set_batch_size(settings["train_batch_size"])
             if last:
                 valid_loader = valid_data
             else:
                 valid_loader = type(valid_data)(
-                    phase_valid.config, phase_valid, None, shuffle=False
+                    phase_valid.config, phase_valid, valid_sampler, shuffle=False
                 )
             self._start_phase(phase, settings, phase_valid.config)
             self.saved_model_file = (

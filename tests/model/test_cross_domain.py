@@ -203,3 +203,62 @@ def test_predict_and_full_sort_agree(cdr_config):
         full = model.full_sort_predict(batch).view(10, -1)
     picked = full[torch.arange(10), batch["item_id"]]
     assert torch.allclose(row_scores, picked, atol=1e-5)
+
+
+IMPLICIT = {
+    "cdr_feedback": "implicit",
+    "LABEL_FIELD": "label",
+    "history_min_rating": None,
+    "train_neg_sample_args": {"distribution": "uniform", "sample_num": 1, "alpha": 1.0,
+                              "dynamic": False, "candidate_num": 0},
+    "eval_args": {"split": {"RS": [0.8, 0.1, 0.1]}, "order": "RO", "group_by": "user",
+                  "mode": "full"},
+    "metrics": ["Recall", "NDCG"],
+    "topk": [10],
+    "valid_metric": "NDCG@10",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("model_name", MODELS)
+def test_every_model_runs_on_implicit_feedback(cdr_config, model_name):
+    config = {**cdr_config, **IMPLICIT, "load_col": {"inter": ["user_id", "item_id"]}}
+    result = run_coldmeta(model=model_name, config_dict=config)
+    assert set(result["test_result"]) == {"recall@10", "ndcg@10"}
+    assert 0.0 <= result["test_result"]["ndcg@10"] <= 1.0
+
+
+def test_implicit_training_sees_sampled_negatives(cdr_config):
+    config = {**cdr_config, **IMPLICIT, "load_col": {"inter": ["user_id", "item_id"]}}
+    config_obj, model, (train, valid, _) = prepare(config)
+    trainer = get_trainer(config_obj["MODEL_TYPE"], "PTUPCDR")(config_obj, model)
+    labels = []
+    original = model.calculate_loss
+
+    def spy(interaction):
+        labels.append(interaction["label"].clone())
+        return original(interaction)
+
+    model.calculate_loss = spy
+    trainer.fit(train, valid, saved=False)
+    seen = torch.cat(labels)
+    assert set(seen.tolist()) == {0.0, 1.0}
+    assert float(seen.mean()) == pytest.approx(0.5)
+
+
+def test_implicit_without_negative_sampling_is_refused(cdr_config):
+    config = {**cdr_config, **IMPLICIT, "train_neg_sample_args": None}
+    with pytest.raises(ConfigError, match="sampled negatives"):
+        prepare(config)
+
+
+def test_biases_are_optional_and_start_cold_users_at_the_item_bias(cdr_config):
+    _, plain, _ = prepare(cdr_config)
+    assert plain.target_model.item_bias is None
+    _, biased, (_, _, test) = prepare({**cdr_config, "use_bias": True})
+    with torch.no_grad():
+        biased.target_model.item_bias.weight.fill_(0.5)
+        biased.target_model.global_bias.fill_(3.0)
+        batch = test._dataset.inter_feat[:4]
+        users = biased.user_vectors(batch["user_id"])
+        dot = (users * biased.target_model.item(batch["item_id"])).sum(dim=1)
+        assert torch.allclose(biased.predict(batch), dot + 3.5)

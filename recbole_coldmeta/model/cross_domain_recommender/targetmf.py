@@ -25,6 +25,8 @@ class TargetMF(CrossDomainRecommender):
     - ``item_mean``: the item's mean training rating, shrunk toward the global mean by
       ``item_mean_shrinkage`` pseudo-ratings (the honest target-only baseline, the default).
 
+    NOTE: with ``cdr_feedback: implicit`` the ``item_mean`` fallback is the item's popularity in
+    the target training data (every stored interaction is a positive, so its mean says nothing).
     NOTE: the source domain is loaded (same split as the other models) but never used.
     """
 
@@ -45,11 +47,13 @@ class TargetMF(CrossDomainRecommender):
         # statistics of the target training interactions
         users = dataset.inter_feat[self.USER_ID]
         items = dataset.inter_feat[self.ITEM_ID]
-        labels = dataset.inter_feat[self.LABEL].float()
+        labels = torch.ones(len(items)) if self.implicit else dataset.inter_feat[self.LABEL].float()
         global_mean = labels.mean()
         total = torch.zeros(self.n_items).index_add_(0, items, labels)
         count = torch.zeros(self.n_items).index_add_(0, items, torch.ones_like(labels))
         item_mean = (total + shrinkage * global_mean) / (count + shrinkage).clamp(min=1e-12)
+        if self.implicit:  # every training row is a positive: rank cold users by popularity
+            item_mean = count
         if self.cold_user_fallback == "global_mean":
             item_mean = torch.full_like(item_mean, float(global_mean))
         self.register_buffer("fallback_score", item_mean, persistent=False)
