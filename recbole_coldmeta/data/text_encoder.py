@@ -392,3 +392,30 @@ def read_item_texts(item_file, id_field, text_fields, field_separator="\t", enco
     if duplicates:
         logger.warning(f"{duplicates} duplicate ids in {item_file}; the last row of each is used.")
     return dict(zip(item_ids, joined))
+
+
+def encode_item_texts(config, dataset, text_fields):
+    """Text embeddings of every item of a RecBole ``dataset``, in its item-id order.
+
+    Reads ``<dataset_path>/<dataset>.item`` (the ``text_fields`` columns joined) and encodes the
+    texts with the encoder the config names (``text_encoder``, ``text_pooling``,
+    ``text_max_length``, ``text_batch_size``, ``text_cache_dir``, ``device``).
+
+    Returns:
+        tuple: ``(embeddings [N, D], texts)``; row 0 (padding) and items without text are zero,
+        ``texts`` holds each row's raw text ("" for none).
+    """
+    item_file = os.path.join(dataset.dataset_path, f"{dataset.dataset_name}.item")
+    by_id = read_item_texts(item_file, dataset.iid_field, text_fields, config["field_separator"])
+    tokens = dataset.field2id_token[dataset.iid_field]
+    texts = [by_id.get(str(token), "") if index > 0 else "" for index, token in enumerate(tokens)]
+    encoder = TextEncoder(
+        config["text_encoder"],
+        pooling=config["text_pooling"],
+        max_length=config["text_max_length"],
+        batch_size=config["text_batch_size"],
+        device=config["device"],
+        cache_dir=config["text_cache_dir"],
+        show_progress=config["show_progress"],
+    )
+    return encoder.encode(texts), texts

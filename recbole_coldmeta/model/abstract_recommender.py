@@ -110,11 +110,18 @@ PHASE_KEYS = ("epochs", "learning_rate", "weight_decay", "stopping_step", "train
 
 
 def parse_phase_plan(config, allowed, model_name):
-    """``train_phases`` as a list of ``(Phase, settings)``, checked against ``allowed``.
+    """``train_phases`` as a list of ``(phase, settings)``, checked against ``allowed``.
+
+    Args:
+        config: the run's Config.
+        allowed: the phases the model can run, members of one ``Enum`` whose order is the order
+            phases must run in.
+        model_name: for messages.
 
     Raises:
         ConfigError: an entry is malformed, names an unknown phase or key, or repeats a phase.
     """
+    kind = type(allowed[0])
     entries = config["train_phases"]
     names = ", ".join(p.value for p in allowed)
     if not isinstance(entries, list) or not entries:
@@ -127,7 +134,7 @@ def parse_phase_plan(config, allowed, model_name):
         if not isinstance(entry, dict) or "phase" not in entry:
             raise ConfigError(f"train_phases entry {entry!r} must be a mapping with a 'phase' key.")
         try:
-            phase = Phase(entry["phase"])
+            phase = kind(entry["phase"])
         except ValueError:
             raise ConfigError(
                 f"train_phases names phase {entry['phase']!r}; {model_name} runs {names}."
@@ -146,10 +153,8 @@ def parse_phase_plan(config, allowed, model_name):
         settings = {key: entry.get(key, config[key]) for key in PHASE_KEYS}
         plan.append((phase, settings))
     order = [p for p, _ in plan]
-    if order != sorted(order, key=list(Phase).index):
-        raise ConfigError(
-            f"train_phases must run in the order {', '.join(p.value for p in Phase)}."
-        )
+    if order != sorted(order, key=list(kind).index):
+        raise ConfigError(f"train_phases must run in the order {', '.join(p.value for p in kind)}.")
     return plan
 
 
@@ -203,7 +208,7 @@ class CrossDomainRecommender(GeneralRecommender):
 
     Training runs in phases (:class:`~recbole_coldmeta.data.dataset.Phase`), listed with their
     own epochs / learning rate in the model YAML's ``train_phases`` and driven by
-    :class:`~recbole_coldmeta.trainer.CrossDomainTrainer`: the source model, then the target
+    :class:`~recbole_coldmeta.trainer.PhasedTrainer`: the source model, then the target
     model, then the bridge, each on its own data (``CrossDomainDataset.build``) and with its own
     optimizer over :meth:`phase_parameters` only (earlier phases stay frozen).
 
@@ -219,7 +224,7 @@ class CrossDomainRecommender(GeneralRecommender):
     type = ModelType.GENERAL
     input_type = InputType.POINTWISE
     protocols = ("rating", "cross_domain")
-    trainer = "CrossDomainTrainer"
+    trainer = "PhasedTrainer"
     phases = (Phase.SOURCE_PRETRAIN, Phase.TARGET_PRETRAIN, Phase.BRIDGE)
 
     def __init__(self, config, dataset):
@@ -284,7 +289,7 @@ class CrossDomainRecommender(GeneralRecommender):
 
     def set_phase(self, phase):
         """Switch training, ``predict`` and ``full_sort_predict`` to ``phase``."""
-        self.phase = Phase(phase)
+        self.phase = phase
 
     def phase_parameters(self, phase):
         """The parameters that ``phase`` trains (the others are frozen during it)."""

@@ -69,6 +69,7 @@ COLD_START_SPLIT_KEYS = frozenset(
         "support_mode",
         "support_size",
         "query_size",
+        "new_user_max_inters",
         "raw_data_path",
         "source_domain",
         "target_domain",

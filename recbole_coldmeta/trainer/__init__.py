@@ -1,7 +1,7 @@
 from recbole_coldmeta.trainer.trainer import (
     ColdMetaTrainer,
     ColdMetaTrainerMixin,
-    CrossDomainTrainer,
+    PhasedTrainer,
     load_own_checkpoint,
     with_compat,
 )
@@ -9,7 +9,7 @@ from recbole_coldmeta.trainer.trainer import (
 __all__ = [
     "ColdMetaTrainer",
     "ColdMetaTrainerMixin",
-    "CrossDomainTrainer",
+    "PhasedTrainer",
     "load_own_checkpoint",
     "with_compat",
 ]

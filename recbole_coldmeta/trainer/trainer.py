@@ -5,6 +5,8 @@ trainer with :class:`ColdMetaTrainerMixin` in front.
 """
 
 import functools
+import os
+import uuid
 
 import torch
 from recbole.data.utils import create_samplers
@@ -38,6 +40,11 @@ class ColdMetaTrainerMixin:
     def __init__(self, config, model):
         super().__init__(config, model)
         self.eval_collector = ColdCollector(config)
+        # NOTE: RecBole names the checkpoint <model>-<local time to the second>.pth, so two runs of
+        # one model started in the same second (parallel benchmarks, tuning trials) overwrite and
+        # reload each other's file; a process id and a random suffix make the name unique.
+        stem, extension = os.path.splitext(self.saved_model_file)
+        self.saved_model_file = f"{stem}-{os.getpid()}-{uuid.uuid4().hex[:8]}{extension}"
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         if hasattr(self.model, "on_epoch_start"):
@@ -78,43 +85,40 @@ def with_compat(trainer_class):
 ColdMetaTrainer = with_compat(Trainer)
 
 
-class CrossDomainTrainer(ColdMetaTrainer):
-    """Runs a cross-domain model's training phases one after the other.
+class PhasedTrainer(ColdMetaTrainer):
+    """Runs a model's training phases one after the other (cross-domain models, MML).
 
     For each ``(phase, settings)`` of ``model.phase_plan`` (the ``train_phases`` YAML list): the
-    model switches to the phase, a fresh optimizer is built over ``model.phase_parameters(phase)``
-    with the phase's learning rate and weight decay, and RecBole's ``fit`` runs on the phase's
-    train/valid datasets (``train_data.dataset.phase_data``) with the phase's epochs and
-    early-stopping patience, its checkpoint and its best-model reload. The last phase writes the
-    run's checkpoint file, which ``evaluate(load_best_model=True)`` reloads.
+    model switches to the phase (``model.set_phase``), a fresh optimizer is built over
+    ``model.phase_parameters(phase)`` with the phase's learning rate and weight decay, and
+    RecBole's ``fit`` runs with the phase's epochs and early-stopping patience, its checkpoint and
+    its best-model reload. A phase trains on its own train/valid datasets when the train
+    dataset provides them (``train_data.dataset.phase_data[phase]``, the cross-domain split does),
+    else on the run's loaders. The last phase writes the run's checkpoint file, which
+    ``evaluate(load_best_model=True)`` reloads, and is always selected on the run's
+    ``valid_data``.
 
-    NOTE: the pre-training phases are selected on held-out interactions of their own domain; the
-    bridge phase on the validation users, through the run's ``valid_data``.
+    NOTE: the cross-domain pre-training phases are selected on held-out interactions of their own
+    domain; their bridge phase on the validation users.
     """
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False,
             callback_fn=None):  # fmt: skip
-        phase_data = train_data.dataset.phase_data
+        phase_data = getattr(train_data.dataset, "phase_data", {})
         run_file = self.saved_model_file
         result = (None, None)
         for position, (phase, settings) in enumerate(self.model.phase_plan):
             last = position == len(self.model.phase_plan) - 1
             self.model.set_phase(phase)
-            phase_train, phase_valid = phase_data[phase]
-            train_sampler, valid_sampler, _ = create_samplers(
-                phase_train.config, phase_train, [phase_train, phase_valid, phase_valid]
-            )
-            train_loader = type(train_data)(
-                phase_train.config, phase_train, train_sampler, shuffle=True
-            )
-            train_loader.set_batch_size(settings["train_batch_size"])
+            if phase in phase_data:
+                train_loader, valid_loader, phase_config = self._phase_loaders(
+                    phase_data[phase], train_data, valid_data, settings
+                )
+            else:
+                train_loader, valid_loader, phase_config = train_data, valid_data, self.config
             if last:
                 valid_loader = valid_data
-            else:
-                valid_loader = type(valid_data)(
-                    phase_valid.config, phase_valid, valid_sampler, shuffle=False
-                )
-            self._start_phase(phase, settings, phase_valid.config)
+            self._start_phase(phase, settings, phase_config)
             self.saved_model_file = (
                 run_file if last else run_file.replace(".pth", f"-{phase.value}.pth")
             )
@@ -126,6 +130,21 @@ class CrossDomainTrainer(ColdMetaTrainer):
                 self._restore_model(load_own_checkpoint(self.saved_model_file, self.device))
         self.eval_collector = ColdCollector(self.config)
         return result
+
+    @staticmethod
+    def _phase_loaders(datasets, train_data, valid_data, settings):
+        phase_train, phase_valid = datasets
+        train_sampler, valid_sampler, _ = create_samplers(
+            phase_train.config, phase_train, [phase_train, phase_valid, phase_valid]
+        )
+        train_loader = type(train_data)(
+            phase_train.config, phase_train, train_sampler, shuffle=True
+        )
+        train_loader.set_batch_size(settings["train_batch_size"])
+        valid_loader = type(valid_data)(
+            phase_valid.config, phase_valid, valid_sampler, shuffle=False
+        )
+        return train_loader, valid_loader, phase_valid.config
 
     def _start_phase(self, phase, settings, phase_config):
         self.epochs = settings["epochs"]

@@ -140,7 +140,7 @@ def get_trainer(model_type, model_name):
     """Return the trainer class for a model: ours first, then RecBole's.
 
     Ours is the trainer a model class names in its ``trainer`` attribute (e.g. the cross-domain
-    models' ``CrossDomainTrainer``), or, by RecBole's convention, ``<model_name>Trainer`` in
+    models' ``PhasedTrainer``), or, by RecBole's convention, ``<model_name>Trainer`` in
     ``recbole_coldmeta.trainer``; otherwise RecBole's choice is returned with
     :class:`~recbole_coldmeta.trainer.ColdMetaTrainerMixin` in front (checkpoint reload on
     torch >= 2.6, per-user metrics, the model's epoch hook).

@@ -165,3 +165,25 @@ def test_bad_split_config_is_a_clear_error(tiny_config, overrides, message):
     with pytest.raises((ConfigError, ValueError), match=message):
         config = build_config("BPR", "tiny", config_dict={**tiny_config, **overrides})
         data_preparation(config, create_dataset(config))
+
+
+def test_new_users_keep_only_their_first_interactions(tiny_config):
+    overrides = {"new_user_max_inters": 6, "query_size": 1}
+    dataset, train, valid, test = _split(tiny_config, **overrides)
+    for part, support_role in ((valid, Role.VALID_SUPPORT), (test, Role.TEST_SUPPORT)):
+        users = part.inter_feat[part.uid_field]
+        assert torch.equal(torch.bincount(users).unique(), torch.tensor([0, 1]))
+        support_users = train.inter_feat[train.uid_field][train.cold_roles == support_role]
+        counts = torch.bincount(support_users)
+        assert set(counts[counts > 0].tolist()) == {5}
+    # the kept interactions are each new user's first six by time
+    times = dataset.inter_feat[dataset.time_field]
+    user = int(test.inter_feat[test.uid_field][0])
+    rows = dataset.inter_feat[dataset.uid_field] == user
+    kept_time = float(test.inter_feat[dataset.time_field][0])
+    assert kept_time == float(torch.sort(times[rows]).values[5])
+
+
+def test_new_user_limit_below_two_is_refused(tiny_config):
+    with pytest.raises(ConfigError, match="new_user_max_inters"):
+        _split(tiny_config, new_user_max_inters=1)

@@ -62,3 +62,30 @@ def test_bucketing_by_task_size_cuts_padding(tiny_config):
         return sum(b["support_mask"].numel() for b in batches)
 
     assert padded_rows(8) < padded_rows(1)
+
+
+def test_sequential_tasks_are_windows_cut_by_time(tiny_config, tmp_path):
+    overrides = {
+        "MAX_ITEM_LIST_LENGTH": 10,
+        "text_encoder": "tiny-random-bert",
+        "text_cache_dir": str(tmp_path / "text_cache"),
+        "modalities": ["id"],
+        "task_batch_size": 8,
+    }
+    config = build_config("MML", "tiny", config_dict={**tiny_config, **overrides})
+    loader, _, _ = data_preparation(config, create_dataset(config))
+    assert isinstance(loader, MetaTaskDataLoader)
+    batch = next(iter(loader)).interaction
+    T = len(batch["user_id"])
+    window = config["new_user_max_inters"]
+    assert torch.all(batch["query_mask"].sum(dim=1) == 1)
+    assert torch.all(batch["support_mask"].sum(dim=1) == window - 1)
+    lengths, sequences = batch["support_item_length"], batch["support_item_id_list"]
+    assert sequences.shape[:2] == lengths.shape and sequences.shape[2] == 10
+    for t in range(T):
+        # support rows are consecutive prefixes; the query row continues the last of them
+        steps = lengths[t][batch["support_mask"][t]]
+        assert torch.equal(torch.diff(steps), (steps[:-1] < 10).long())  # capped at 10
+        query_length = int(batch["query_item_length"][t, 0])
+        query_seq = batch["query_item_id_list"][t, 0]
+        assert int(query_seq[query_length - 1]) == int(batch["support_item"][t, window - 2])

@@ -47,3 +47,9 @@ def test_resume_checkpoint_restores_training_state(tiny_config):
     assert resumed.best_valid_score == trainer.best_valid_score
     for key, value in resumed.model.state_dict().items():
         assert torch.equal(value, saved["state_dict"][key])
+
+
+def test_two_trainers_started_together_never_share_a_checkpoint_file(tiny_config):
+    config, trainer, *_ = _setup(tiny_config)
+    others = [type(trainer)(config, trainer.model) for _ in range(2)]
+    assert len({t.saved_model_file for t in [trainer, *others]}) == 3

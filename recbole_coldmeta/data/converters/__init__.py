@@ -20,6 +20,7 @@ from recbole_coldmeta.data.converters.amazon import (
     convert_amazon_kg,
 )
 from recbole_coldmeta.data.converters.movielens import convert_ml1m
+from recbole_coldmeta.data.converters.scientific import convert_scientific
 from recbole_coldmeta.data.synthetic import write_synthetic_cross_domain
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,12 @@ CONVERTERS = {
         "amazon-kg-books-movies-cdr",
         "Amazon-KG v2.0 5-core Movies_and_TV, implicit (rating 1); titles from DBpedia names",
     ),
+    "scientific": Converter(
+        convert_scientific,
+        "amazon-scientific-mm-seq",
+        "Amazon Industrial_and_Scientific sequences (DeCoRec's sample of UniSRec's), item text and "
+        "text/image features",
+    ),
 }
 
 
@@ -131,6 +138,7 @@ __all__ = [
     "convert_amazon_dense",
     "convert_amazon_kg",
     "convert_ml1m",
+    "convert_scientific",
     "default_raw_dir",
     "default_raw_root",
     "ensure_converted",

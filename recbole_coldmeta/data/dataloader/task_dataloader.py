@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from recbole.data.dataloader.abstract_dataloader import AbstractDataLoader
 from recbole.data.interaction import Interaction
+from recbole.utils import ModelType
 
 from recbole_coldmeta.data.dataset.cold_start_dataset import Role
 from recbole_coldmeta.meta import pad_groups
@@ -30,6 +31,13 @@ class MetaTaskDataLoader(AbstractDataLoader):
 
     Labels are the ``RATING_FIELD`` values (``LABEL_FIELD`` if there is no rating field).
 
+    On a sequential dataset (rows = a prefix and its next item, in time order per user) a task's
+    rows are cut by time, not at random: each epoch a random window of ``new_user_max_inters``
+    consecutive rows (all rows when it is None) is drawn per user, its last ``query_size`` rows
+    are the query and the rest the support, mimicking a new user with a short history. The
+    batch then also holds ``support_<list field>`` / ``query_<list field>`` (``[T, S, L]``) and
+    ``support_<length field>`` / ``query_<length field>`` (``[T, S]``); labels are 1.
+
     NOTE: with ``task_bucket_batches: B > 1`` (default 8) each epoch shuffles the tasks, cuts the
     order into chunks of ``B`` batches, sorts every chunk by task size and shuffles the resulting
     batches: tasks of similar size share a batch, so far fewer padded rows are computed (on ML-1M
@@ -40,10 +48,17 @@ class MetaTaskDataLoader(AbstractDataLoader):
     def __init__(self, config, dataset, sampler, shuffle=False):
         self.uid_field = dataset.uid_field
         self.iid_field = dataset.iid_field
+        self.sequential = config["MODEL_TYPE"] == ModelType.SEQUENTIAL
+        self.sequence_fields = (
+            [config["ITEM_ID_FIELD"] + config["LIST_SUFFIX"], config["ITEM_LIST_LENGTH_FIELD"]]
+            if self.sequential
+            else []
+        )
+        self.window = config["new_user_max_inters"] if self.sequential else None
         label_field = config["RATING_FIELD"]
         if label_field not in dataset.inter_feat:
             label_field = config["LABEL_FIELD"]
-        if label_field not in dataset.inter_feat:
+        if label_field not in dataset.inter_feat and not self.sequential:
             raise ConfigError(
                 f"Meta-training needs a label: neither RATING_FIELD={config['RATING_FIELD']!r} "
                 f"nor LABEL_FIELD={config['LABEL_FIELD']!r} is a loaded interaction field. Add "
@@ -88,7 +103,11 @@ class MetaTaskDataLoader(AbstractDataLoader):
                 f"no training task. Lower query_size/support_size or user_split_ratio[0]."
             )
         self.items = dataset.inter_feat[self.iid_field]
-        self.labels = dataset.inter_feat[self.label_field].float()
+        if self.label_field in dataset.inter_feat:
+            self.labels = dataset.inter_feat[self.label_field].float()
+        else:  # sequential next-item data: every row is a positive
+            self.labels = torch.ones(len(self.items))
+        self.sequences = {field: dataset.inter_feat[field] for field in self.sequence_fields}
 
     def _init_batch_size_and_step(self):
         batch_size = self.config["task_batch_size"]
@@ -118,18 +137,38 @@ class MetaTaskDataLoader(AbstractDataLoader):
             torch.cumsum(counts, 0) - counts, counts
         )
         rows = self.task_rows[self.task_starts[tasks][group] + offsets]  # [R]
-        keys = torch.rand(len(rows), generator=self.task_generator)
-        rank = _rank_within(group, keys)
-        in_cut = rank < self.cut_size
-        is_query = in_cut if self.support_mode == "all_but_query" else ~in_cut
+        if self.sequential:
+            is_query, used = self._time_cut(counts, group, offsets)
+        else:
+            keys = torch.rand(len(rows), generator=self.task_generator)
+            rank = _rank_within(group, keys)
+            in_cut = rank < self.cut_size
+            is_query = in_cut if self.support_mode == "all_but_query" else ~in_cut
+            used = torch.ones_like(is_query)
         batch = {self.uid_field: self.task_users[tasks]}
-        for prefix, selected in (("support", ~is_query), ("query", is_query)):
+        for prefix, selected in (("support", used & ~is_query), ("query", used & is_query)):
             index_, mask = pad_groups(group[selected], len(tasks))  # [T, S] / [T, Q]
             chosen = rows[selected][index_]
             batch[f"{prefix}_item"] = torch.where(mask, self.items[chosen], 0)
             batch[f"{prefix}_label"] = torch.where(mask, self.labels[chosen], 0.0)
             batch[f"{prefix}_mask"] = mask
+            for field, values in self.sequences.items():
+                picked = values[chosen]  # [T, S] or [T, S, L]
+                keep = mask.view(*mask.shape, *([1] * (picked.dim() - 2)))
+                batch[f"{prefix}_{field}"] = torch.where(keep, picked, 0)
         return Interaction(batch)
+
+    def _time_cut(self, counts, group, offsets):
+        """Sequential tasks: a random window of ``new_user_max_inters`` rows per task; its last
+        ``query_size`` rows (by time) are the query. Returns ``(is_query, used)`` over rows."""
+        width = counts if self.window is None else counts.clamp(max=self.window)  # [T]
+        room = (counts - width).float()
+        draw = torch.rand(len(counts), generator=self.task_generator)
+        start = torch.floor(draw * (room + 1)).long()  # [T]
+        position = offsets - start[group]
+        used = (position >= 0) & (position < width[group])
+        is_query = position >= width[group] - self.cut_size
+        return is_query, used
 
 
 def _rank_within(group, keys):

@@ -64,7 +64,8 @@ class ColdStartSplitMixin:
     Config keys (``properties/overall.yaml`` documents each): ``user_split`` (random | time |
     field), ``user_split_ratio``, ``split_time``, ``split_field``, ``train_states``,
     ``test_state``, ``support_mode`` (first | random | all_but_query), ``support_size``,
-    ``query_size``. Randomness comes from a ``torch.Generator`` seeded with ``seed``.
+    ``query_size``, ``new_user_max_inters``. Randomness comes from a ``torch.Generator``
+    seeded with ``seed``.
 
     After ``build()``, each returned dataset has ``cold_roles`` (a ``[rows]`` tensor of
     :class:`Role`) and every dataset shares ``split_info`` (user and interaction counts).
@@ -172,10 +173,29 @@ class ColdStartSplitMixin:
             roles = self._field_roles(users)
         else:
             roles = self._partition_users(users)
+        self._truncate_new_users(users, roles)
         task_rows = np.flatnonzero(np.isin(roles, (Role.VALID_QUERY, Role.TEST_QUERY)))
         is_query = self._query_rows(users, task_rows)
         roles[task_rows[~is_query]] -= Role.VALID_QUERY - Role.VALID_SUPPORT
         return roles
+
+    def _truncate_new_users(self, users, roles):
+        """``new_user_max_inters = n``: keep only the first ``n`` interactions (by time) of each
+        valid/test user, as a new user with a short history (MML's protocol); the rest is UNUSED.
+        """
+        limit = self.config["new_user_max_inters"]
+        if limit is None:
+            return
+        if not isinstance(limit, int) or limit < 2:
+            raise ConfigError(
+                f"new_user_max_inters={limit!r} must be an integer >= 2 (support and query) or "
+                f"None."
+            )
+        new_rows = np.flatnonzero(np.isin(roles, (Role.VALID_QUERY, Role.TEST_QUERY)))
+        position = np.empty(len(users), dtype=np.int64)
+        position[self._time_order(users)] = np.arange(len(users))
+        rank = self._rank_within(users[new_rows], position[new_rows])
+        roles[new_rows[rank >= limit]] = Role.UNUSED
 
     def _partition_users(self, users):
         unique_users = np.unique(users)

@@ -5,13 +5,12 @@ Reference: Liu, Xu, Yu. "Meta-Learning for Multimodal Cross-Domain Recommendatio
 Cross-domain Recommendation." in WSDM 2022 (doi:10.1145/3488560.3498392).
 """
 
-import os
 from logging import getLogger
 
 import torch
 from torch import nn
 
-from recbole_coldmeta.data.text_encoder import TextEncoder, missing_text_mask, read_item_texts
+from recbole_coldmeta.data.text_encoder import encode_item_texts, missing_text_mask
 from recbole_coldmeta.model.cross_domain_recommender.ptupcdr import PTUPCDR
 from recbole_coldmeta.utils import ConfigError
 
@@ -66,31 +65,14 @@ class MetaMMCDR(PTUPCDR):
     def _item_text_embeddings(self, source):
         """``(embeddings [N_s, D], missing [N_s])`` in source item-id order (row 0 = padding)."""
         config = self.text_config
-        item_file = os.path.join(source.dataset_path, f"{source.dataset_name}.item")
-        texts = read_item_texts(
-            item_file, source.iid_field, config["text_fields"], config["field_separator"]
-        )
-        tokens = source.field2id_token[source.iid_field]
-        ordered = [
-            texts.get(str(token), "") if index > 0 else "" for index, token in enumerate(tokens)
-        ]
-        encoder = TextEncoder(
-            config["text_encoder"],
-            pooling=config["text_pooling"],
-            max_length=config["text_max_length"],
-            batch_size=config["text_batch_size"],
-            device=config["device"],
-            cache_dir=config["text_cache_dir"],
-            show_progress=config["show_progress"],
-        )
-        embeddings = encoder.encode(ordered)
-        missing = torch.as_tensor(missing_text_mask(ordered), dtype=torch.bool)
+        embeddings, texts = encode_item_texts(config, source, config["text_fields"])
+        missing = torch.as_tensor(missing_text_mask(texts), dtype=torch.bool)
         missing[0] = False
-        n_missing = int(missing[1:].sum())
+        n_items, n_missing = len(texts) - 1, int(missing[1:].sum())
         getLogger().info(
             f"MetaMMCDR: text embeddings ({embeddings.shape[1]}-d, {config['text_pooling']} "
-            f"pooling, {config['text_encoder']}) for {len(tokens) - 1 - n_missing} of "
-            f"{len(tokens) - 1} source items; {n_missing} without text use a learned fallback."
+            f"pooling, {config['text_encoder']}) for {n_items - n_missing} of {n_items} source "
+            f"items; {n_missing} without text use a learned fallback."
         )
         return embeddings, missing
 

@@ -1,0 +1,451 @@
+"""MML: multimodal meta-learning for cold-start sequential recommendation.
+
+Reference: Xingyu Pan et al. "Multimodal Meta-Learning for Cold-Start Sequential
+Recommendation." in CIKM 2022 (doi:10.1145/3511808.3557101); code: https://github.com/RUCAIBox/MML.
+"""
+
+import math
+from enum import Enum
+from logging import getLogger
+
+import torch
+import torch.nn.functional as F
+from recbole.model.abstract_recommender import SequentialRecommender
+from recbole.model.layers import TransformerEncoder
+from recbole.utils import InputType
+from torch import nn
+
+from recbole_coldmeta.data.dataset.cold_start_dataset import Role
+from recbole_coldmeta.meta import adapt, batched_call, pad_groups, task_params
+from recbole_coldmeta.model.abstract_recommender import parse_phase_plan
+from recbole_coldmeta.utils import ConfigError, DataError
+
+MODALITIES = ("id", "text", "image")
+FUSIONS = ("adaptive", "fixed")
+
+
+class Stage(Enum):
+    """MML's training stages, in the order they run."""
+
+    LEARNERS = "learners"
+    GENERATOR = "generator"
+    FUSION = "fusion"
+
+
+class ModalityLearner(nn.Module):
+    """A SASRec-style learner over one modality's item vectors.
+
+    Item vectors are an ID embedding table (``features=None``) or ``LayerNorm(Linear(f_i))`` of
+    fixed item features ``[N, F]``; the same vectors embed the input sequence and score the
+    candidates. ``head`` (``D x D``, identity at start) maps the sequence representation to the
+    user's query vector: it is what adapts to each user.
+
+    Shapes: ``encode(items [N, D], sequence [B, L], length [B], mask) -> [B, D]``.
+    """
+
+    def __init__(self, n_items, max_len, config, features=None):
+        super().__init__()
+        hidden = config["hidden_size"]
+        if features is None:
+            self.item_embedding = nn.Embedding(n_items, hidden, padding_idx=0)
+            nn.init.normal_(self.item_embedding.weight, std=config["initializer_range"])
+            self.projection = None
+        else:
+            self.register_buffer("features", features, persistent=False)  # [N, F]
+            self.projection = nn.Sequential(
+                nn.Linear(features.shape[1], hidden), nn.LayerNorm(hidden)
+            )
+        self.position = nn.Embedding(max_len, hidden)
+        self.encoder = TransformerEncoder(
+            n_layers=config["n_layers"],
+            n_heads=config["n_heads"],
+            hidden_size=hidden,
+            inner_size=config["inner_size"],
+            hidden_dropout_prob=config["hidden_dropout_prob"],
+            attn_dropout_prob=config["attn_dropout_prob"],
+            hidden_act=config["hidden_act"],
+            layer_norm_eps=config["layer_norm_eps"],
+        )
+        self.input_norm = nn.LayerNorm(hidden, eps=config["layer_norm_eps"])
+        self.dropout = nn.Dropout(config["hidden_dropout_prob"])
+        self.head = nn.Linear(hidden, hidden)
+        nn.init.eye_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def item_vectors(self):
+        """``[N, D]``: every item's vector (row 0 is padding)."""
+        if self.projection is None:
+            return self.item_embedding.weight
+        return self.projection(self.features)
+
+    def encode(self, items, sequence, length, attention_mask):
+        positions = torch.arange(sequence.shape[1], device=sequence.device)
+        hidden = self.dropout(self.input_norm(items[sequence] + self.position(positions)))
+        output = self.encoder(hidden, attention_mask, output_all_encoded_layers=True)[-1]
+        last = (length - 1).clamp(min=0)
+        return output[torch.arange(len(sequence), device=sequence.device), last]  # [B, D]
+
+
+class ItemEmbeddingGenerator(nn.Module):
+    """ID embeddings of cold items from their side information.
+
+    For each feature modality ``m``: the item's features and those of its ``k`` nearest warm
+    items (cosine, in that modality's feature space) are projected; attention of the item over
+    its neighbours weighs the neighbours' learned ID embeddings; the result is averaged over
+    modalities. Trained to reproduce the learned ID embeddings of warm items (the item itself is
+    never its own neighbour), it then replaces the ID embeddings of cold items only.
+
+    Shapes: ``forward(items [I], id_table [N, D]) -> [I, D]``.
+    """
+
+    def __init__(self, features, warm, hidden, k):
+        super().__init__()
+        self.queries = nn.ModuleList()
+        self.keys = nn.ModuleList()
+        for index, values in enumerate(features):
+            self.register_buffer(f"features_{index}", values, persistent=False)
+            self.register_buffer(
+                f"neighbours_{index}", nearest_warm(values, warm, k), persistent=False
+            )
+            self.queries.append(nn.Linear(values.shape[1], hidden))
+            self.keys.append(nn.Linear(values.shape[1], hidden))
+
+    def forward(self, items, id_table):
+        generated = []
+        for index, (query, key) in enumerate(zip(self.queries, self.keys)):
+            features = getattr(self, f"features_{index}")
+            neighbours = getattr(self, f"neighbours_{index}")[items]  # [I, k]
+            q = query(features[items]).unsqueeze(1)  # [I, 1, D]
+            k = key(features[neighbours])  # [I, k, D]
+            attention = torch.softmax((q * k).sum(-1) / math.sqrt(q.shape[-1]), dim=-1)
+            generated.append((attention.unsqueeze(-1) * id_table[neighbours]).sum(dim=1))
+        return torch.stack(generated).mean(dim=0)
+
+
+def nearest_warm(features, warm, k):
+    """``[N, k]``: for every item, its ``k`` most cosine-similar warm items other than itself."""
+    unit = F.normalize(features, dim=1)
+    similarity = unit @ unit[warm].T  # [N, W]
+    warm_ids = torch.nonzero(warm).squeeze(1)
+    similarity[warm_ids, torch.arange(len(warm_ids))] = -math.inf  # never yourself
+    k = min(k, len(warm_ids) - 1)
+    return warm_ids[similarity.topk(k, dim=1).indices]
+
+
+class MML(SequentialRecommender):
+    """Per-modality meta-learners (ID, text, image), an adaptive fusion layer and a cold-item
+    embedding generator, on the user-level sequential cold-start split.
+
+    Training runs in stages (``train_phases``, driven by
+    :class:`~recbole_coldmeta.trainer.PhasedTrainer`):
+
+    1. ``learners``: every learner is meta-trained on user tasks (a window of a meta-train user's
+       sequence: support = its first rows, query = its last row, as a new user would be): the
+       learner's ``head`` adapts to the support rows by ``local_steps`` steps of the shared inner
+       loop (all tasks at once), then the query loss trains all learner parameters;
+    2. ``generator``: the item embedding generator learns to reproduce the learned ID embeddings
+       of warm items; afterwards cold items (fewer than ``cold_item_threshold`` training
+       interactions) take generated ID embeddings;
+    3. ``fusion``: with the learners frozen, a small network reads each learner's adapted user
+       vector and gives per-user softmax weights over the learners; the fused score is the
+       weighted sum of each learner's scores standardised per row, times a learned temperature.
+
+    Evaluation adapts each cold user's heads on their support rows (the first interactions of the
+    new user), then ranks all items for their query rows. ``predict`` / ``full_sort_predict``
+    use the stages trained so far (equal weights before ``fusion``).
+
+    Ablations by config: ``modalities: [id]`` (ID-only meta-learned SASRec), ``item_generator:
+    False``, ``fusion: fixed`` (equal weights, no fusion stage).
+
+    NOTE: deviations from the authors' code (RUCAIBox/MML), each to fit one shared inner loop and
+    one protocol: (1) the inner loop adapts each learner's user head (``local_update: head``),
+    first-order by default, batched over tasks; the authors adapt the transformer layers with a
+    model copy per user and fine-tune every parameter for 50 epochs per new user at test time.
+    (2) Learners and fusion train with cross-entropy over all items; the authors' learners use
+    BPR with one negative. (3) The generator is trained to match warm items' learned ID
+    embeddings, as the paper describes; the authors' code instead swaps generated embeddings in
+    at random during BPR meta-training. (4) Fusion reads the adapted user vectors, not the
+    flattened 50 x 64 transformer output. (5) New users are split into validation and test
+    users (each leave-one-out on their first ``new_user_max_inters`` interactions) instead of
+    validating and testing on the same users.
+    NOTE: a modality the dataset does not provide (no feature file, no text field) or whose text
+    encoder is not installed is dropped with a log line (``strict_modalities: True`` makes it
+    an error); the ID learner is always there.
+    """
+
+    input_type = InputType.POINTWISE
+    protocols = ("sequential_cold",)
+    task_batches = True
+    trainer = "PhasedTrainer"
+    phases = (Stage.LEARNERS, Stage.GENERATOR, Stage.FUSION)
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+
+        # load parameters
+        self.local_lr = config["local_lr"]
+        self.local_steps = config["local_steps"]
+        self.first_order = config["first_order"]
+        self.fusion = config["fusion"]
+        if self.fusion not in FUSIONS:
+            raise ConfigError(f"fusion={self.fusion!r} must be one of {', '.join(FUSIONS)}.")
+        if config["local_update"] != "head":
+            raise ConfigError(f"local_update={config['local_update']!r}: only 'head' exists.")
+        self.phase_plan = parse_phase_plan(config, self.enabled_stages(config), "MML")
+        self.phase = self.phase_plan[-1][0]
+
+        # define layers
+        features = self.modality_features(config, dataset)
+        self.modalities = ["id", *features]
+        getLogger().info(f"MML learners: {', '.join(self.modalities)}")
+        self.learners = nn.ModuleDict(
+            {"id": ModalityLearner(self.n_items, self.max_seq_length, config)}
+        )
+        for name, values in features.items():
+            self.learners[name] = ModalityLearner(self.n_items, self.max_seq_length, config, values)
+        counts = torch.bincount(dataset.inter_feat[self.ITEM_ID], minlength=self.n_items)
+        cold = counts < config["cold_item_threshold"]
+        cold[0] = False
+        warm = ~cold
+        warm[0] = False  # padding
+        self.register_buffer("cold_item", cold, persistent=False)
+        self.register_buffer("warm_item", warm, persistent=False)
+        self.generator = None
+        if config["item_generator"] and features:
+            self.generator = ItemEmbeddingGenerator(
+                list(features.values()), warm, config["hidden_size"], config["generator_k"]
+            )
+        elif config["item_generator"]:
+            getLogger().info("MML: no item features, so no item embedding generator.")
+        hidden = config["hidden_size"]
+        self.fusion_layer = nn.Sequential(
+            nn.LayerNorm(hidden * len(self.modalities)),
+            nn.Linear(hidden * len(self.modalities), hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, len(self.modalities)),
+        )
+        self.temperature = nn.Parameter(torch.tensor(float(config["fusion_temperature"])))
+        self._register_support(dataset)
+
+    @staticmethod
+    def enabled_stages(config):
+        stages = [Stage.LEARNERS]
+        if config["item_generator"]:
+            stages.append(Stage.GENERATOR)
+        if config["fusion"] == "adaptive":
+            stages.append(Stage.FUSION)
+        return tuple(stages)
+
+    def modality_features(self, config, dataset):
+        """``{modality: features [N, F]}`` for the configured side modalities the data has."""
+        from recbole_coldmeta.data.item_features import available_modalities, load_item_features
+
+        wanted = config["modalities"]
+        unknown = sorted(set(wanted) - set(MODALITIES))
+        if unknown or "id" not in wanted:
+            raise ConfigError(
+                f"modalities={wanted} must include 'id' and use only {', '.join(MODALITIES)}."
+            )
+        tokens = dataset.field2id_token[self.ITEM_ID]
+        on_disk = available_modalities(dataset.dataset_path, dataset.dataset_name)
+        features = {}
+        for name in [m for m in wanted if m != "id"]:
+            if name in on_disk:
+                values, missing = load_item_features(
+                    dataset.dataset_path, dataset.dataset_name, name, tokens, missing="zero"
+                )
+                if bool(missing[1:].any()):
+                    getLogger().info(
+                        f"MML: {int(missing[1:].sum())} items have no {name} features (zeros)."
+                    )
+                features[name] = values
+            elif name == "text":
+                values = self._encode_item_texts(config, dataset)
+                if values is not None:
+                    features[name] = values
+            else:
+                self._drop_modality(config, name, "the dataset has no feature file for it")
+        return features
+
+    def _encode_item_texts(self, config, dataset):
+        from recbole_coldmeta.data.text_encoder import encode_item_texts
+
+        if not config["item_text_fields"]:
+            self._drop_modality(config, "text", "no feature file and no item_text_fields set")
+            return None
+        try:
+            return encode_item_texts(config, dataset, config["item_text_fields"])[0]
+        except (ConfigError, DataError) as error:
+            self._drop_modality(config, "text", str(error))
+            return None
+
+    @staticmethod
+    def _drop_modality(config, name, reason):
+        if config["strict_modalities"]:
+            raise ConfigError(f"MML modality '{name}' is not available: {reason}")
+        getLogger().warning(f"MML: modality '{name}' is dropped: {reason}")
+
+    def _register_support(self, dataset):
+        """Buffers of every cold user's support rows: ``[n_users, S, L]`` sequences,
+        ``[n_users, S]`` lengths, targets and mask."""
+        roles = getattr(dataset, "cold_roles", None)
+        if roles is None:
+            raise ConfigError("MML needs the cold-start split: set cold_start_split: True.")
+        rows = torch.nonzero((roles == Role.VALID_SUPPORT) | (roles == Role.TEST_SUPPORT))
+        rows = rows.squeeze(1)
+        index, mask = pad_groups(dataset.inter_feat[self.USER_ID][rows], dataset.user_num)
+        chosen = rows[index]
+        inter = dataset.inter_feat
+        self.register_buffer(
+            "support_seq", torch.where(mask.unsqueeze(-1), inter[self.ITEM_SEQ][chosen], 0),
+            persistent=False,
+        )  # fmt: skip
+        self.register_buffer(
+            "support_len", torch.where(mask, inter[self.ITEM_SEQ_LEN][chosen], 1), persistent=False
+        )
+        self.register_buffer(
+            "support_target", torch.where(mask, inter[self.ITEM_ID][chosen], 0), persistent=False
+        )
+        self.register_buffer("support_mask", mask, persistent=False)
+
+    def set_phase(self, phase):
+        self.phase = phase
+
+    def phase_parameters(self, phase):
+        if phase == Stage.LEARNERS:
+            return list(self.learners.parameters())
+        if phase == Stage.GENERATOR:
+            return list(self.generator.parameters())
+        return [*self.fusion_layer.parameters(), self.temperature]
+
+    def _stage_reached(self, stage):
+        order = list(Stage)
+        return order.index(self.phase) >= order.index(stage)
+
+    def item_tables(self):
+        """``{modality: [N, D]}``; cold items take generated ID embeddings once the generator
+        stage is reached."""
+        tables = {name: learner.item_vectors() for name, learner in self.learners.items()}
+        if self.generator is not None and self._stage_reached(Stage.GENERATOR):
+            frozen = tables["id"].detach()
+            cold = torch.nonzero(self.cold_item).squeeze(1)
+            generated = self.generator(cold, frozen)
+            table = tables["id"].clone()
+            table[cold] = generated
+            tables["id"] = table
+        return tables
+
+    def _encode(self, name, table, sequence, length):
+        """Sequence representations ``[*B, D]`` of sequences ``[*B, L]``."""
+        shape = length.shape
+        sequence, length = sequence.reshape(-1, sequence.shape[-1]), length.reshape(-1)
+        mask = self.get_attention_mask(sequence)
+        hidden = self.learners[name].encode(table, sequence, length, mask)
+        return hidden.view(*shape, -1)
+
+    def _task_loss(self, name, params, hidden, table, targets, mask):
+        """Per-task mean cross-entropy ``[T]`` of rows ``hidden [T, R, D]`` under ``params``."""
+        user = batched_call(self.learners[name].head, params, hidden)  # [T, R, D]
+        logits = user @ table.T  # [T, R, N]
+        loss = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")  # [T, R]
+        return (loss * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+
+    def _adapted_user_vectors(self, tables, support, query, keep_graph):
+        """Adapt every learner's head on the support rows of ``T`` tasks; return the adapted
+        user vectors of the query rows ``{modality: [T, Q, D]}``."""
+        seq_s, len_s, target_s, mask_s = support
+        seq_q, len_q = query
+        vectors = {}
+        for name, table in tables.items():
+            support_hidden = self._encode(name, table, seq_s, len_s)  # [T, S, D]
+            query_hidden = self._encode(name, table, seq_q, len_q)  # [T, Q, D]
+            head = self.learners[name].head
+            start = task_params(head, ["weight", "bias"], len(seq_s), keep_graph)
+
+            def support_loss(params, name=name, hidden=support_hidden, table=table):
+                return self._task_loss(name, params, hidden, table, target_s, mask_s.float())
+
+            adapted = adapt(start, support_loss, self.local_steps, self.local_lr, self.first_order)
+            vectors[name] = batched_call(head, adapted, query_hidden)  # [T, Q, D]
+        return vectors
+
+    def fused_logits(self, vectors, tables):
+        """Scores ``[*B, N]`` from the adapted user vectors ``{modality: [*B, D]}``."""
+        scores = []
+        for name in self.modalities:
+            logits = vectors[name] @ tables[name].T  # [*B, N]
+            logits = (logits - logits.mean(-1, keepdim=True)) / logits.std(-1, keepdim=True).add(
+                1e-6
+            )
+            scores.append(logits)
+        scores = torch.stack(scores, dim=-1)  # [*B, N, M]
+        if self.fusion == "adaptive" and self._stage_reached(Stage.FUSION):
+            joined = torch.cat([vectors[name] for name in self.modalities], dim=-1)
+            weights = torch.softmax(self.fusion_layer(joined), dim=-1)  # [*B, M]
+        else:
+            shape = (*scores.shape[:-2], len(self.modalities))
+            weights = torch.full(shape, 1 / len(self.modalities), device=scores.device)
+        self.last_fusion_weights = weights
+        return self.temperature * (scores * weights.unsqueeze(-2)).sum(dim=-1)
+
+    def calculate_loss(self, interaction):
+        support = (
+            interaction[f"support_{self.ITEM_SEQ}"],
+            interaction[f"support_{self.ITEM_SEQ_LEN}"],
+            interaction["support_item"],
+            interaction["support_mask"],
+        )
+        query = (interaction[f"query_{self.ITEM_SEQ}"], interaction[f"query_{self.ITEM_SEQ_LEN}"])
+        query_target, query_mask = interaction["query_item"], interaction["query_mask"].float()
+        if self.phase == Stage.GENERATOR:
+            return self.generator_loss()
+        training_learners = self.phase == Stage.LEARNERS
+        tables = self.item_tables()
+        vectors = self._adapted_user_vectors(tables, support, query, keep_graph=training_learners)
+        if training_learners:
+            losses = [
+                self._query_loss(vectors[name] @ tables[name].T, query_target, query_mask)
+                for name in self.modalities
+            ]
+            return torch.stack(losses).sum()
+        vectors = {name: value.detach() for name, value in vectors.items()}
+        tables = {name: value.detach() for name, value in tables.items()}
+        return self._query_loss(self.fused_logits(vectors, tables), query_target, query_mask)
+
+    @staticmethod
+    def _query_loss(logits, targets, mask):
+        loss = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")  # [T, Q]
+        return (loss * mask).sum() / mask.sum().clamp(min=1)
+
+    def generator_loss(self):
+        """Mean squared error between generated and learned ID embeddings of warm items."""
+        table = self.learners["id"].item_vectors().detach()
+        warm = torch.nonzero(self.warm_item).squeeze(1)
+        return (self.generator(warm, table) - table[warm]).pow(2).sum(dim=1).mean()
+
+    def _cold_user_logits(self, interaction):
+        """Scores ``[B, N]`` of evaluation rows: each row's user adapts on their support rows."""
+        users, position = torch.unique(interaction[self.USER_ID], return_inverse=True)
+        support = (
+            self.support_seq[users],
+            self.support_len[users],
+            self.support_target[users],
+            self.support_mask[users],
+        )
+        query = (
+            interaction[self.ITEM_SEQ].unsqueeze(1),
+            interaction[self.ITEM_SEQ_LEN].view(-1, 1),
+        )
+        tables = self.item_tables()
+        # every row is its own task, starting from its user's support set
+        support = tuple(value[position] for value in support)
+        vectors = self._adapted_user_vectors(tables, support, query, keep_graph=False)
+        vectors = {name: value.squeeze(1).detach() for name, value in vectors.items()}
+        return self.fused_logits(vectors, tables)  # [B, N]
+
+    def predict(self, interaction):
+        logits = self._cold_user_logits(interaction)
+        return logits.gather(1, interaction[self.ITEM_ID].unsqueeze(1)).squeeze(1)
+
+    def full_sort_predict(self, interaction):
+        return self._cold_user_logits(interaction)

@@ -1,0 +1,145 @@
+"""MML: learners per modality, the fusion weights, the cold-item generator, missing modalities."""
+
+import math
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from recbole_coldmeta.config import Config
+from recbole_coldmeta.data import create_dataset, data_preparation
+from recbole_coldmeta.data.item_features import write_item_features
+from recbole_coldmeta.model.sequential_recommender.mml import MML, Stage, nearest_warm
+from recbole_coldmeta.quick_start import run_coldmeta
+from recbole_coldmeta.utils import ConfigError
+
+
+@pytest.fixture
+def mml_config(tiny_config, tmp_path):
+    return {
+        **tiny_config,
+        "hidden_size": 16,
+        "n_layers": 1,
+        "inner_size": 32,
+        "MAX_ITEM_LIST_LENGTH": 10,
+        "task_batch_size": 16,
+        "text_encoder": "tiny-random-bert",
+        "text_cache_dir": str(tmp_path / "text_cache"),
+        "item_text_fields": ["movie_title"],
+        "train_phases": [
+            {"phase": "learners", "epochs": 1},
+            {"phase": "generator", "epochs": 1},
+            {"phase": "fusion", "epochs": 1},
+        ],
+    }
+
+
+def prepare(config_dict):
+    config = Config("MML", "tiny", config_dict=config_dict)
+    train, valid, test = data_preparation(config, create_dataset(config))
+    torch.manual_seed(0)
+    return config, MML(config, train.dataset), (train, valid, test)
+
+
+def test_smoke_run_ranks_cold_users_with_every_stage(mml_config):
+    result = run_coldmeta("MML", "tiny", config_dict=mml_config)
+    assert set(result["test_result"]) >= {"recall@10", "mrr@10", "ndcg@10"}
+    assert all(math.isfinite(v) for v in result["test_result"].values())
+    assert result["split"]["test_users"] > 0
+
+
+def test_text_learner_from_item_texts_and_missing_image_is_logged(mml_config, caplog):
+    _, model, _ = prepare(mml_config)
+    assert model.modalities == ["id", "text"]
+    assert "modality 'image' is dropped" in caplog.text
+
+
+def test_strict_modalities_makes_a_missing_modality_an_error(mml_config):
+    with pytest.raises(ConfigError, match="image"):
+        prepare({**mml_config, "strict_modalities": True})
+
+
+def test_id_only_runs_without_generator_and_with_fixed_fusion(mml_config):
+    config = {**mml_config, "modalities": ["id"], "item_generator": False, "fusion": "fixed"}
+    config["train_phases"] = [{"phase": "learners", "epochs": 1}]
+    _, model, _ = prepare(config)
+    assert model.modalities == ["id"] and model.generator is None
+    with pytest.raises(ConfigError, match="generator"):
+        prepare({**config, "train_phases": [{"phase": "learners"}, {"phase": "generator"}]})
+
+
+def test_feature_files_give_learners_and_feed_the_generator(mml_config, tiny_data_path, tmp_path):
+    config, model, _ = prepare(mml_config)
+    tokens = list(model_tokens(config))
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "with_features"
+    shutil.copytree(f"{tiny_data_path}/tiny", folder / "tiny")
+    write_item_features(folder / "tiny", "tiny", tokens, {"image": rng.normal(size=(80, 6))})
+    _, model, _ = prepare({**mml_config, "data_path": str(folder)})
+    assert model.modalities == ["id", "text", "image"]
+    assert model.learners["image"].features.shape == (model.n_items, 6)
+
+
+def model_tokens(config):
+    dataset = create_dataset(config)
+    return dataset.field2id_token[dataset.iid_field][1:]
+
+
+def test_fusion_weights_sum_to_one_per_row(mml_config):
+    _, model, (_, _, test) = prepare(mml_config)
+    model.set_phase(Stage.FUSION)
+    batch = test._dataset.inter_feat[:8]
+    with torch.no_grad():
+        scores = model.full_sort_predict(batch)
+    assert scores.shape == (8, model.n_items)
+    weights = model.last_fusion_weights
+    assert weights.shape == (8, 2)
+    assert torch.allclose(weights.sum(dim=1), torch.ones(8))
+
+
+def test_generator_replaces_cold_items_only(mml_config):
+    _, model, _ = prepare({**mml_config, "cold_item_threshold": 8})
+    cold = model.cold_item
+    assert bool(cold.any()) and bool(model.warm_item.any())
+    learned = model.learners["id"].item_vectors().detach()
+    model.set_phase(Stage.LEARNERS)
+    assert torch.equal(model.item_tables()["id"], learned)
+    model.set_phase(Stage.GENERATOR)
+    table = model.item_tables()["id"].detach()
+    assert table.shape == learned.shape
+    assert torch.equal(table[~cold], learned[~cold])
+    assert not torch.equal(table[cold], learned[cold])
+    generated = model.generator(torch.nonzero(cold).squeeze(1), learned)
+    assert generated.shape == (int(cold.sum()), learned.shape[1])
+
+
+def test_nearest_warm_never_picks_itself_or_a_cold_item():
+    features = torch.randn(12, 4)
+    warm = torch.ones(12, dtype=torch.bool)
+    warm[[0, 3, 7]] = False
+    neighbours = nearest_warm(features, warm, k=3)
+    assert neighbours.shape == (12, 3)
+    assert bool(warm[neighbours].all())
+    assert not bool((neighbours == torch.arange(12).unsqueeze(1)).any())
+
+
+def test_evaluation_adapts_without_touching_meta_parameters(mml_config):
+    _, model, (_, _, test) = prepare(mml_config)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.eval()
+    with torch.no_grad():
+        model.full_sort_predict(test._dataset.inter_feat[:6])
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[name]), name
+
+
+def test_adaptation_changes_the_scores_of_a_cold_user(mml_config):
+    _, model, (_, _, test) = prepare({**mml_config, "modalities": ["id"]})
+    model.eval()
+    batch = test._dataset.inter_feat[:4]
+    with torch.no_grad():
+        adapted = model.full_sort_predict(batch)
+        model.local_steps = 0
+        plain = model.full_sort_predict(batch)
+    assert not torch.allclose(adapted, plain)
