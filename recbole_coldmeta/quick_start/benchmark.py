@@ -111,6 +111,7 @@ def _flatten(spec, setting, entry, seed, result):
     for name, value in result["valid_result"].items():
         row[f"valid/{name}"] = value
     row["train_seconds"] = result["train_seconds"]
+    row["test_seconds"] = result.get("test_seconds")
     row["split"] = json.dumps(result.get("split"), sort_keys=True)
     return row
 

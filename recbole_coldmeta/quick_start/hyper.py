@@ -427,8 +427,10 @@ def run_hyper(
     config_dict=None,
     cmd_args=None,
     saved=True,
+    ray_address=None,
 ):
-    """Tune ``model`` with RecBole's ``HyperTuning`` on one split shared by every trial.
+    """Tune ``model`` with RecBole's ``HyperTuning`` (or Ray Tune) on one split shared by every
+    trial.
 
     Args:
         model (str): a recbole_coldmeta or RecBole model name.
@@ -437,7 +439,8 @@ def run_hyper(
         params_file (str): RecBole params file; default ``properties/hyper/<model>.hyper``.
         output_file (str): RecBole's result text; default ``hyper_<model>.result``. The trial
             table and the plot are written beside it (``<stem>_trials.csv``/``.png``).
-        tool (str): ``Hyperopt`` (``Ray`` is not implemented yet).
+        tool (str): ``Hyperopt`` (RecBole's ``HyperTuning``, trials in this process) or ``Ray``
+            (Ray Tune trials on local workers or a cluster: :func:`run_ray_trials`).
         algo (str): ``exhaustive`` (every combination of the ``choice`` lines), ``random``
             (hyperopt's ``rand.suggest``) or ``bayes`` (``tpe.suggest``).
         max_evals (int): most trials; default the whole grid for ``exhaustive``, else 100.
@@ -446,6 +449,8 @@ def run_hyper(
         cmd_args (list of str): ``--key=value`` overrides for every trial; they may not name a
             tuned key.
         saved (bool): keep each trial's best-validation checkpoint and test it.
+        ray_address (str): with ``tool='Ray'``, a running cluster (``auto`` or ``HOST:PORT``);
+            ``None`` starts Ray locally.
 
     Returns:
         dict: ``model``, ``dataset``, ``algo``, ``valid_metric``, ``valid_score_bigger``,
@@ -474,11 +479,11 @@ def run_hyper(
     """
     start = time.perf_counter()
     if tool not in TOOLS:
-        raise ConfigError(f"Unknown --tool={tool}: use Hyperopt (or Ray, once implemented).")
-    if tool == "Ray":
-        raise ConfigError("the Ray path is not implemented yet; use --tool=Hyperopt")
+        raise ConfigError(f"Unknown --tool={tool}: use Hyperopt or Ray.")
     if algo not in ALGOS:
         raise ConfigError(f"Unknown --algo={algo}: use one of {', '.join(ALGOS)}.")
+    if tool == "Ray" and algo == "bayes":
+        raise ConfigError("--tool=Ray runs --algo=exhaustive or random; bayes is Hyperopt's.")
     if model is None:
         raise ConfigError("No model given: pass --model=NAME (e.g. --model=MeLU).")
     model_name = get_model(model).__name__
@@ -514,23 +519,28 @@ def run_hyper(
         )
 
     objective.shared_dataset()
-    tuner = HyperTuning(
-        partial(objective, saved=saved),
-        params_file=params_file,
-        fixed_config_file_list=config_file_list,
-        algo=_seeded(suggest, config["seed"]),
-        max_evals=max_evals,
-        early_stop=early_stop,
-    )
     logger = getLogger()
     logger.info(
         set_color("hyper", "green")
-        + f": {algo} search of {model_name} over {[d.name for d in dimensions]}, at most "
-        + f"{max_evals} trials, selected on valid {config['valid_metric']}"
+        + f": {algo} search of {model_name} over {[d.name for d in dimensions]} with {tool}, at "
+        + f"most {max_evals} trials, selected on valid {config['valid_metric']}"
     )
-    tuner.run()
-
-    trials = objective.trials
+    tuner = None
+    if tool == "Ray":
+        trials = run_ray_trials(
+            objective, dimensions, algo, max_evals, saved, ray_address, f"{stem}_ray"
+        )
+    else:
+        tuner = HyperTuning(
+            partial(objective, saved=saved),
+            params_file=params_file,
+            fixed_config_file_list=config_file_list,
+            algo=_seeded(suggest, config["seed"]),
+            max_evals=max_evals,
+            early_stop=early_stop,
+        )
+        tuner.run()
+        trials = objective.trials
     best = trials[select_best(trials, config["valid_metric_bigger"])]
     result = {
         "model": config["model"],
@@ -561,13 +571,101 @@ def run_hyper(
     return result
 
 
+def _ray_space(dimensions, algo):
+    """The params file as a Ray Tune search space (``choice`` lines: a grid when exhaustive)."""
+    from ray import tune
+
+    space = {}
+    for d in dimensions:
+        if d.kind == "choice":
+            values = list(d.values)
+            space[d.name] = (
+                tune.grid_search(values) if algo == "exhaustive" else tune.choice(values)
+            )
+        elif d.kind == "uniform":
+            space[d.name] = tune.uniform(*d.values)
+        elif d.kind == "quniform":
+            space[d.name] = tune.quniform(*d.values)
+        else:  # loguniform bounds are natural-log exponents, as in hyperopt
+            space[d.name] = tune.loguniform(math.exp(d.values[0]), math.exp(d.values[1]))
+    return space
+
+
+def _ray_trial(params, objective, saved):
+    """One Ray Tune trial: the shared-split objective on ``params``, reported as one record."""
+    from ray.air import session
+
+    objective(dict(params), saved=saved)
+    record = objective.trials[-1]
+    score = record["best_valid_score"]
+    session.report(
+        {"valid_score": math.nan if score is None else score, "record": json.dumps(record)}
+    )
+
+
+def run_ray_trials(objective, dimensions, algo, max_evals, saved, address, storage_dir):
+    """Run the trials as Ray Tune trials; return their records in trial order.
+
+    Ray is started locally (as many workers as CPUs) unless ``address`` names a running cluster
+    (``auto`` after ``ray start --head``, or ``HOST:PORT``). The objective, with the dataset
+    split once here, is put into Ray's object store once and shared by every trial
+    (``tune.with_parameters``), so trials on any worker train on the same split. Each trial's
+    own result (``result.json``, ``progress.csv``) is under ``storage_dir/trials``.
+
+    NOTE: Ray 2.6 needs ``pyarrow`` (< 18 with numpy 1.x) to read its results back; it is in the
+    ``ray`` and ``test`` extras. Trials keep the driver's working directory
+    (``chdir_to_trial_dir=False``), so relative ``data_path``/``checkpoint_dir`` work on one
+    machine; on a cluster give absolute paths that every node can read.
+    """
+    import ray
+    from ray import air, tune
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    try:
+        tuner = tune.Tuner(
+            tune.with_parameters(_ray_trial, objective=objective, saved=saved),
+            param_space=_ray_space(dimensions, algo),
+            tune_config=tune.TuneConfig(
+                num_samples=1 if algo == "exhaustive" else max_evals,
+                chdir_to_trial_dir=False,
+            ),
+            run_config=air.RunConfig(
+                storage_path=os.path.abspath(storage_dir), name="trials", verbose=0
+            ),
+        )
+        grid = tuner.fit()
+    finally:
+        if started:
+            ray.shutdown()
+    trials = []
+    for index in range(len(grid)):
+        result = grid[index]
+        if result.error is not None:
+            raise ConfigError(f"Ray trial {index + 1} failed: {result.error}") from None
+        record = json.loads(result.metrics["record"])
+        record["trial"] = index + 1
+        trials.append(record)
+    return trials[:max_evals]
+
+
 def _result_line(result):
     return "    ".join(f"{name} : {value}" for name, value in result.items())
 
 
 def _write_output_file(tuner, result, output_file):
-    """RecBole's ``export_result`` (every trial), then the selected trial."""
-    tuner.export_result(output_file=output_file)
+    """RecBole's ``export_result`` (every trial; our own lines for Ray), then the selected one."""
+    if tuner is not None:
+        tuner.export_result(output_file=output_file)
+    else:
+        with open(output_file, "w", encoding="utf-8") as f:
+            for trial in result["trials"]:
+                params = ", ".join(f"{key}:{value}" for key, value in trial["params"].items())
+                f.write(
+                    f"{params}\nValid result:\n{_result_line(trial['valid_result'])}\n"
+                    f"Test result:\n{_result_line(trial['test_result'])}\n\n"
+                )
     direction = "higher" if result["valid_score_bigger"] else "lower"
     params = ", ".join(f"{key}:{value}" for key, value in result["best_params"].items())
     with open(output_file, "a", encoding="utf-8") as f:
@@ -652,7 +750,10 @@ def build_parser():
     parser.add_argument(
         "--output_file", default=None, help="result text (default: hyper_<model>.result)"
     )
-    parser.add_argument("--tool", default="Hyperopt", help="Hyperopt (Ray: not implemented yet)")
+    parser.add_argument("--tool", default="Hyperopt", help="Hyperopt or Ray")
+    parser.add_argument(
+        "--ray_address", default=None, help="with --tool=Ray: a running cluster (auto, HOST:PORT)"
+    )
     parser.add_argument("--algo", default="exhaustive", help="exhaustive, random or bayes")
     parser.add_argument(
         "--max_evals", type=int, default=None, help="most trials (default: grid size or 100)"
@@ -683,6 +784,7 @@ def main(argv=None):
             max_evals=args.max_evals,
             early_stop=args.early_stop,
             cmd_args=overrides,
+            ray_address=args.ray_address,
         )
     except ColdMetaError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -52,7 +52,8 @@ def run_coldmeta(
 
     Returns:
         dict: ``model``, ``dataset``, ``seed``, ``best_valid_score``, ``valid_result``,
-        ``test_result``, ``train_seconds`` and, on the cold-start split, ``split`` (user and
+        ``test_result``, ``train_seconds``, ``test_seconds`` (the test evaluation, checkpoint
+        reload included) and, on the cold-start split, ``split`` (user and
         interaction counts of its parts); metric values are plain floats.
     """
     config = build_config(model, dataset, config_file_list, config_dict, cmd_args)
@@ -73,9 +74,11 @@ def run_coldmeta(
         train_data, valid_data, saved=saved, show_progress=config["show_progress"]
     )
     train_seconds = time.perf_counter() - start
+    start = time.perf_counter()
     test_result = trainer.evaluate(
         test_data, load_best_model=saved, show_progress=config["show_progress"]
     )
+    test_seconds = time.perf_counter() - start
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
     result = {
@@ -86,6 +89,7 @@ def run_coldmeta(
         "valid_result": plain(dict(best_valid_result or {})),
         "test_result": plain(dict(test_result or {})),
         "train_seconds": round(train_seconds, 3),
+        "test_seconds": round(test_seconds, 3),
     }
     if getattr(dataset, "split_info", None) is not None:
         result["split"] = dict(dataset.split_info)

@@ -166,7 +166,8 @@ def test_main_prints_the_selected_trial_last(tiny_data_path, capsys):
             {"cmd_args": ["--local_lr=0.1"]},
             r"also given as --local_lr on the command line",
         ),
-        ("local_lr choice [0.01]\n", {"tool": "Ray"}, r"^the Ray path is not implemented yet"),
+        ("local_lr choice [0.01]\n", {"tool": "Ray", "algo": "bayes"}, r"bayes is Hyperopt's"),
+        ("local_lr choice [0.01]\n", {"tool": "Spark"}, r"Unknown --tool=Spark"),
         ("local_lr choice [0.01]\n", {"algo": "grid"}, r"Unknown --algo=grid"),
         ("\n\n", {}, r"holds no search dimension"),
     ],
@@ -207,12 +208,12 @@ def test_cli_exits_2_with_one_line_for_a_missing_params_file(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "model", ["MeLU", "CCML", "TargetMF", "EMCDR", "SSCDR", "PTUPCDR", "MetaMMCDR"]
+    "model", ["MeLU", "CCML", "MML", "TargetMF", "EMCDR", "SSCDR", "PTUPCDR", "MetaMMCDR"]
 )
 def test_shipped_params_files_are_small_valid_grids(model, tiny_config, cdr_config):
     path = default_params_file(model)
     dimensions = read_params_file(path)
-    if model in ("MeLU", "CCML"):
+    if model in ("MeLU", "CCML", "MML"):
         config = Config(model, "tiny", config_dict=tiny_config)
     else:
         config = Config(model, config_dict=cdr_config)
@@ -239,3 +240,23 @@ def test_cross_domain_trials_share_one_split(cdr_config, count_dataset_builds):
     assert count_dataset_builds == ["cdr-t"]
     assert len(result["trials"]) == 2
     assert all(math.isfinite(t["test_result"]["mae"]) for t in result["trials"])
+
+
+def test_ray_tune_runs_the_trials_on_the_shared_split(tiny_config, count_dataset_builds, tmp_path):
+    params_file = _params_file("local_lr choice [0.01,0.05]\n")
+    small = {**tiny_config, "local_steps": 1, "embedding_size": 8, "mlp_hidden_size": [16]}
+    small["checkpoint_dir"] = str(tmp_path / "saved")
+    output = str(tmp_path / "ray.result")
+    result = run_hyper(
+        "MeLU", "tiny", params_file=params_file, tool="Ray", config_dict=small, output_file=output
+    )
+    assert count_dataset_builds == ["tiny"]  # built once, in the driver
+    trials = result["trials"]
+    assert sorted(t["params"]["local_lr"] for t in trials) == [0.01, 0.05]
+    single = run_coldmeta("MeLU", "tiny", config_dict={**small, "local_lr": 0.05})
+    ray_trial = next(t for t in trials if t["params"]["local_lr"] == 0.05)
+    assert ray_trial["test_result"] == single["test_result"]  # same split, same numbers
+    best = min(trials, key=lambda t: t["best_valid_score"])
+    assert result["best_params"] == best["params"]
+    assert len(list((tmp_path / "ray_ray" / "trials").glob("*/result.json"))) == 2
+    assert "Best params" in Path(output).read_text()

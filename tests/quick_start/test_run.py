@@ -20,6 +20,7 @@ RESULT_KEYS = {
     "valid_result",
     "test_result",
     "train_seconds",
+    "test_seconds",
 }
 
 BUILTIN_OVERRIDES = {
@@ -37,7 +38,7 @@ def _check_result(result, model):
     assert result["test_result"].keys() == result["valid_result"].keys()
     for value in result["test_result"].values():
         assert isinstance(value, float) and math.isfinite(value)
-    assert result["train_seconds"] > 0
+    assert result["train_seconds"] > 0 and result["test_seconds"] > 0
 
 
 @pytest.mark.parametrize("model", sorted(BUILTIN_OVERRIDES))
