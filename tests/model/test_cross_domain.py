@@ -262,3 +262,10 @@ def test_biases_are_optional_and_start_cold_users_at_the_item_bias(cdr_config):
         users = biased.user_vectors(batch["user_id"])
         dot = (users * biased.target_model.item(batch["item_id"])).sum(dim=1)
         assert torch.allclose(biased.predict(batch), dot + 3.5)
+
+
+def test_gmf_base_model_scores_through_its_output_layer(cdr_config):
+    _, model, (_, _, test) = prepare({**cdr_config, "base_model": "GMF"})
+    assert model.target_model.output is not None
+    result = run_coldmeta(model="PTUPCDR", config_dict={**cdr_config, "base_model": "GMF"})
+    assert math.isfinite(result["test_result"]["mae"])

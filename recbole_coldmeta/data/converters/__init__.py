@@ -10,6 +10,7 @@ for ``amazon-books-movies-item-titles``; the registry names only the main folder
 import functools
 import logging
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -22,6 +23,7 @@ from recbole_coldmeta.data.converters.amazon import (
 from recbole_coldmeta.data.converters.movielens import convert_ml1m
 from recbole_coldmeta.data.converters.scientific import convert_scientific
 from recbole_coldmeta.data.synthetic import write_synthetic_cross_domain
+from recbole_coldmeta.utils import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +95,18 @@ CONVERTERS = {
         "text/image features",
     ),
 }
+
+
+def run_converter_cli(convert, *args, **kwargs) -> int:
+    """Run ``convert(*args, **kwargs)`` for a command line: INFO logging, and a data error as one
+    ``error:`` line on stderr with exit code 2 (0 on success)."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        convert(*args, **kwargs)
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def default_raw_root() -> Path:

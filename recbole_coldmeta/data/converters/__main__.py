@@ -4,11 +4,14 @@ One sub-command per registered converter (:data:`recbole_coldmeta.data.converter
 """
 
 import argparse
-import logging
 import sys
 
-from recbole_coldmeta.data.converters import CONVERTERS, RAW_DATA_ENV, default_raw_dir
-from recbole_coldmeta.utils import DataError
+from recbole_coldmeta.data.converters import (
+    CONVERTERS,
+    RAW_DATA_ENV,
+    default_raw_dir,
+    run_converter_cli,
+)
 
 
 def build_parser():
@@ -44,16 +47,14 @@ def build_parser():
 def main(argv=None):
     """Run one converter; return the process exit code (0 on success, 2 on a data error)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     raw_dir = args.raw_dir if args.raw_dir is not None else default_raw_dir(args.dataset)
-    try:
-        CONVERTERS[args.dataset].convert(
-            raw_dir, args.out_dir, name=args.name, verify=not args.no_verify
-        )
-    except DataError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_converter_cli(
+        CONVERTERS[args.dataset].convert,
+        raw_dir,
+        args.out_dir,
+        name=args.name,
+        verify=not args.no_verify,
+    )
 
 
 if __name__ == "__main__":

@@ -351,7 +351,7 @@ def _drop_duplicate_pairs(inter, path):
     return inter[~duplicated].reset_index(drop=True)
 
 
-def _write_dataset(inter, title_of_item, out_dir, name):
+def _write_dataset(inter, title_of_item, out_dir, name, inter_header=INTER_HEADER):
     """Write the ``.item`` file (every item of ``inter``, sorted by ASIN), then the ``.inter``."""
     item_ids = sorted(inter["item_id"].unique())
     titles = [title_of_item.get(item, "") for item in item_ids]
@@ -370,7 +370,7 @@ def _write_dataset(inter, title_of_item, out_dir, name):
     target.mkdir(parents=True, exist_ok=True)
     _write_atomic(items, ITEM_HEADER, target / f"{name}.item")
     # The .inter file goes last: its presence marks a finished conversion (ensure_converted).
-    _write_atomic(inter, INTER_HEADER, target / f"{name}.inter")
+    _write_atomic(inter, inter_header, target / f"{name}.inter")
     logger.info(
         f"Wrote {name}: {len(inter)} interactions, {inter['user_id'].nunique()} users, "
         f"{len(items)} items to {target}"
