@@ -143,3 +143,12 @@ def test_adaptation_changes_the_scores_of_a_cold_user(mml_config):
         model.local_steps = 0
         plain = model.full_sort_predict(batch)
     assert not torch.allclose(adapted, plain)
+
+
+def test_without_any_feature_the_generator_stage_is_skipped(mml_config):
+    config = {**mml_config, "item_text_fields": None}
+    result = run_coldmeta("MML", "tiny", config_dict=config)
+    assert math.isfinite(result["test_result"]["ndcg@10"])
+    _, model, _ = prepare(config)
+    assert model.generator is None
+    assert [phase for phase, _ in model.phase_plan] == [Stage.LEARNERS, Stage.FUSION]

@@ -10,6 +10,7 @@ import pytest
 
 from recbole_coldmeta.quick_start import run_coldmeta
 from recbole_coldmeta.quick_start.cli import main
+from recbole_coldmeta.utils import properties_dir
 
 REPO = Path(__file__).resolve().parents[2]
 RESULT_KEYS = {
@@ -108,3 +109,16 @@ def test_melu_and_bpr_share_the_split_and_runs_repeat_exactly(tiny_config):
         assert again[key] == melu[key]
     other_seed = run_coldmeta("MeLU", "tiny", config_dict={**tiny_config, "epochs": 2, "seed": 5})
     assert other_seed["test_result"] != melu["test_result"]
+
+
+SEQUENTIAL_SMALL = {"n_layers": 1, "hidden_size": 16, "inner_size": 32, "embedding_size": 16}
+
+
+@pytest.mark.parametrize("model", ["SASRec", "GRU4Rec", "BERT4Rec"])
+def test_recbole_sequential_models_run_on_the_sequential_cold_start_protocol(model, tiny_config):
+    protocol = str(properties_dir() / "protocol" / "sequential_cold.yaml")
+    config = {**tiny_config, **SEQUENTIAL_SMALL}
+    result = run_coldmeta(model, "tiny", config_file_list=[protocol], config_dict=config)
+    assert {"recall@10", "mrr@10", "ndcg@10"} <= set(result["test_result"])
+    # one query row (the last of the first 10 interactions) per test user
+    assert result["split"]["test_inters"] == result["split"]["test_users"]

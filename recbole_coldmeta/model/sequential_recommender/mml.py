@@ -216,7 +216,11 @@ class MML(SequentialRecommender):
                 list(features.values()), warm, config["hidden_size"], config["generator_k"]
             )
         elif config["item_generator"]:
-            getLogger().info("MML: no item features, so no item embedding generator.")
+            getLogger().warning(
+                "MML: no item features, so no item embedding generator: its stage is skipped."
+            )
+            self.phase_plan = [(p, s) for p, s in self.phase_plan if p != Stage.GENERATOR]
+            self.phase = self.phase_plan[-1][0]
         hidden = config["hidden_size"]
         self.fusion_layer = nn.Sequential(
             nn.LayerNorm(hidden * len(self.modalities)),
