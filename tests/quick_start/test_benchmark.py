@@ -124,8 +124,23 @@ def test_a_setting_without_label_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name", ["amazon-dense-book2movie", "amazon-dense-movie2book", "ml-100k", "ml-100k-ccml"]
+    "name",
+    [
+        "amazon-dense-book2movie",
+        "amazon-dense-movie2book",
+        "ml-100k",
+        "ml-100k-ccml",
+        "ml-1m",
+        "scientific",
+    ],
 )
 def test_shipped_benchmarks_load(name):
     spec = load_benchmark(f"properties/benchmark/{name}.yaml".replace("properties", _PROPS))
     assert spec["models"] and spec["settings"]
+
+
+def test_a_misspelled_config_key_fails_at_load(tmp_path):
+    spec = tmp_path / "b.yaml"
+    spec.write_text(SPEC.replace("config: {first_order: True}", "config: {frist_order: True}"))
+    with pytest.raises(ConfigError, match="frist_order"):
+        load_benchmark(str(spec))
