@@ -152,3 +152,30 @@ def test_without_any_feature_the_generator_stage_is_skipped(mml_config):
     _, model, _ = prepare(config)
     assert model.generator is None
     assert [phase for phase, _ in model.phase_plan] == [Stage.LEARNERS, Stage.FUSION]
+
+
+def test_per_learner_choice_of_adapted_parameters(mml_config):
+    config = {**mml_config, "local_update": {"id": "head", "text": "none"}}
+    _, model, (_, _, test) = prepare(config)
+    assert model.local_update["id"] == "head" and model.local_update["text"] == "none"
+    model.eval()
+    batch = test._dataset.inter_feat[:4]
+    tables = model.item_tables()
+    support = tuple(
+        value[batch["user_id"]]
+        for value in (
+            model.support_seq,
+            model.support_len,
+            model.support_target,
+            model.support_mask,
+        )
+    )
+    query = (batch["item_id_list"].unsqueeze(1), batch["item_length"].view(-1, 1))
+    with torch.no_grad():
+        vectors = model._adapted_user_vectors(tables, support, query, keep_graph=False)
+        plain_text = model.learners["text"].head(model._encode("text", tables["text"], *query))
+        plain_id = model.learners["id"].head(model._encode("id", tables["id"], *query))
+    assert torch.allclose(vectors["text"], plain_text, atol=1e-6)  # not adapted
+    assert not torch.allclose(vectors["id"], plain_id, atol=1e-6)  # adapted
+    with pytest.raises(ConfigError, match="local_update"):
+        prepare({**mml_config, "local_update": {"id": "everything"}})

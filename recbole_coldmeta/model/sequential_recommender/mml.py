@@ -158,7 +158,8 @@ class MML(SequentialRecommender):
     False``, ``fusion: fixed`` (equal weights, no fusion stage).
 
     NOTE: deviations from the authors' code (RUCAIBox/MML), each to fit one shared inner loop and
-    one protocol: (1) the inner loop adapts each learner's user head (``local_update: head``),
+    one protocol: (1) the inner loop adapts each learner's user head (``local_update: head``, or
+    per learner, e.g. ``{id: head, text: none}``; ``none`` keeps a learner's meta-parameters),
     first-order by default, batched over tasks; the authors adapt the transformer layers with a
     model copy per user and fine-tune every parameter for 50 epochs per new user at test time.
     (2) Learners and fusion train with cross-entropy over all items; the authors' learners use
@@ -189,8 +190,7 @@ class MML(SequentialRecommender):
         self.fusion = config["fusion"]
         if self.fusion not in FUSIONS:
             raise ConfigError(f"fusion={self.fusion!r} must be one of {', '.join(FUSIONS)}.")
-        if config["local_update"] != "head":
-            raise ConfigError(f"local_update={config['local_update']!r}: only 'head' exists.")
+        self.local_update = self._local_update(config["local_update"], config["modalities"])
         self.phase_plan = parse_phase_plan(config, self.enabled_stages(config), "MML")
         self.phase = self.phase_plan[-1][0]
 
@@ -230,6 +230,20 @@ class MML(SequentialRecommender):
         )
         self.temperature = nn.Parameter(torch.tensor(float(config["fusion_temperature"])))
         self._register_support(dataset)
+
+    @staticmethod
+    def _local_update(value, modalities):
+        """``{modality: 'head' | 'none'}`` from one value for every learner or a mapping."""
+        update = dict(value) if isinstance(value, dict) else dict.fromkeys(modalities, value)
+        for name in modalities:
+            update.setdefault(name, "head")
+        bad = {k: v for k, v in update.items() if k not in MODALITIES or v not in ("head", "none")}
+        if bad:
+            raise ConfigError(
+                f"local_update={value!r}: each learner ({', '.join(MODALITIES)}) adapts its "
+                f"'head' or 'none'; got {bad}."
+            )
+        return update
 
     @staticmethod
     def enabled_stages(config):
@@ -369,7 +383,8 @@ class MML(SequentialRecommender):
             def support_loss(params, name=name, hidden=support_hidden, table=table):
                 return self._task_loss(name, params, hidden, table, target_s, mask_s.float())
 
-            adapted = adapt(start, support_loss, self.local_steps, self.local_lr, self.first_order)
+            steps = self.local_steps if self.local_update[name] == "head" else 0
+            adapted = adapt(start, support_loss, steps, self.local_lr, self.first_order)
             vectors[name] = batched_call(head, adapted, query_hidden)  # [T, Q, D]
         return vectors
 
