@@ -30,6 +30,22 @@ def check_rating_label(model_name, config, dataset):
     return label
 
 
+def support_rows(dataset, user_field, n_users):
+    """Every valid/test user's support rows of a train split: ``(rows [n_users, S], mask)``.
+
+    ``rows`` indexes ``dataset.inter_feat`` (padding points at row 0, ``mask`` False); users
+    without support rows have empty rows. A dataset without ``cold_roles`` has no support.
+    """
+    roles = getattr(dataset, "cold_roles", None)
+    rows = (
+        torch.nonzero((roles == Role.VALID_SUPPORT) | (roles == Role.TEST_SUPPORT)).squeeze(1)
+        if roles is not None
+        else torch.zeros(0, dtype=torch.long)
+    )
+    index, mask = pad_groups(dataset.inter_feat[user_field][rows], n_users)  # [n_users, S]
+    return rows[index], mask
+
+
 class ColdStartRecommender(GeneralRecommender):
     """Base of the rating models evaluated on the cold-start protocol.
 
@@ -54,15 +70,7 @@ class ColdStartRecommender(GeneralRecommender):
         self._register_support(dataset)
 
     def _register_support(self, dataset):
-        roles = getattr(dataset, "cold_roles", None)
-        rows = (
-            torch.nonzero((roles == Role.VALID_SUPPORT) | (roles == Role.TEST_SUPPORT)).squeeze(1)
-            if roles is not None
-            else torch.zeros(0, dtype=torch.long)
-        )
-        users = dataset.inter_feat[self.USER_ID][rows]
-        index, mask = pad_groups(users, self.n_users)  # [n_users, S]
-        chosen = rows[index]
+        chosen, mask = support_rows(dataset, self.USER_ID, self.n_users)
         items = torch.where(mask, dataset.inter_feat[self.ITEM_ID][chosen], 0)
         labels = torch.where(mask, dataset.inter_feat[self.LABEL][chosen].float(), 0.0)
         self.register_buffer("support_item", items, persistent=False)
@@ -324,36 +332,32 @@ class CrossDomainRecommender(GeneralRecommender):
         score = self.target_model.score(users, interaction[self.ITEM_ID], frozen=True)
         return self.loss(score, interaction[self.LABEL].float())
 
-    def calculate_loss(self, interaction):
+    def domain(self):
+        """``(model, user field, item field, label field)`` of the domain the phase scores."""
         if self.phase == Phase.SOURCE_PRETRAIN:
-            users, items = interaction[self.SOURCE_USER], interaction[self.SOURCE_ITEM]
-            score = self.source_model.score(self.source_model.user(users), items)
-            return self.loss(score, interaction[self.SOURCE_LABEL].float())
-        if self.phase == Phase.TARGET_PRETRAIN:
-            users, items = interaction[self.USER_ID], interaction[self.ITEM_ID]
-            score = self.target_model.score(self.target_model.user(users), items)
-            return self.loss(score, interaction[self.LABEL].float())
-        return self.bridge_loss(interaction)
+            return self.source_model, self.SOURCE_USER, self.SOURCE_ITEM, self.SOURCE_LABEL
+        return self.target_model, self.USER_ID, self.ITEM_ID, self.LABEL
+
+    def calculate_loss(self, interaction):
+        if self.phase == Phase.BRIDGE:
+            return self.bridge_loss(interaction)
+        model, user, item, label = self.domain()
+        score = model.score(model.user(interaction[user]), interaction[item])
+        return self.loss(score, interaction[label].float())
 
     def user_vectors(self, users):
-        """Target-domain user vectors ``[B, k]`` as the current phase scores them."""
+        """User vectors ``[B, k]`` as the current phase scores them: the source or target
+        model's embeddings in pre-training, the transferred embeddings from the bridge phase on."""
         if self.phase == Phase.BRIDGE:
             return self.transfer(users)
-        return self.target_model.user(users)
+        return self.domain()[0].user(users)
 
     def predict(self, interaction):
-        if self.phase == Phase.SOURCE_PRETRAIN:
-            model, users, items = self.source_model, self.SOURCE_USER, self.SOURCE_ITEM
-            return model.score(model.user(interaction[users]), interaction[items])
-        users = self.user_vectors(interaction[self.USER_ID])
-        return self.target_model.score(users, interaction[self.ITEM_ID])
+        model, user, item, _ = self.domain()
+        return model.score(self.user_vectors(interaction[user]), interaction[item])
 
     def full_sort_predict(self, interaction):
-        if self.phase == Phase.SOURCE_PRETRAIN:
-            model = self.source_model
-            users = model.user(interaction[self.SOURCE_USER]).unsqueeze(1)  # [U, 1, k]
-        else:
-            model = self.target_model
-            users = self.user_vectors(interaction[self.USER_ID]).unsqueeze(1)  # [U, 1, k]
+        model, user, _, _ = self.domain()
+        users = self.user_vectors(interaction[user]).unsqueeze(1)  # [U, 1, k]
         items = torch.arange(model.item.num_embeddings, device=users.device).unsqueeze(0)  # [1, N]
         return model.score(users, items).reshape(-1)  # [U * N]

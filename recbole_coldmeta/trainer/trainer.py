@@ -110,14 +110,21 @@ class PhasedTrainer(ColdMetaTrainer):
         for position, (phase, settings) in enumerate(self.model.phase_plan):
             last = position == len(self.model.phase_plan) - 1
             self.model.set_phase(phase)
+            train_loader, valid_loader, phase_config = train_data, valid_data, self.config
             if phase in phase_data:
-                train_loader, valid_loader, phase_config = self._phase_loaders(
-                    phase_data[phase], train_data, valid_data, settings
+                phase_train, phase_valid = phase_data[phase]
+                train_sampler, valid_sampler, _ = create_samplers(
+                    phase_train.config, phase_train, [phase_train, phase_valid, phase_valid]
                 )
-            else:
-                train_loader, valid_loader, phase_config = train_data, valid_data, self.config
-            if last:
-                valid_loader = valid_data
+                train_loader = type(train_data)(
+                    phase_train.config, phase_train, train_sampler, shuffle=True
+                )
+                train_loader.set_batch_size(settings["train_batch_size"])
+                if not last:  # the last phase is always selected on the run's valid_data
+                    phase_config = phase_valid.config
+                    valid_loader = type(valid_data)(
+                        phase_config, phase_valid, valid_sampler, shuffle=False
+                    )
             self._start_phase(phase, settings, phase_config)
             self.saved_model_file = (
                 run_file if last else run_file.replace(".pth", f"-{phase.value}.pth")
@@ -130,21 +137,6 @@ class PhasedTrainer(ColdMetaTrainer):
                 self._restore_model(load_own_checkpoint(self.saved_model_file, self.device))
         self.eval_collector = ColdCollector(self.config)
         return result
-
-    @staticmethod
-    def _phase_loaders(datasets, train_data, valid_data, settings):
-        phase_train, phase_valid = datasets
-        train_sampler, valid_sampler, _ = create_samplers(
-            phase_train.config, phase_train, [phase_train, phase_valid, phase_valid]
-        )
-        train_loader = type(train_data)(
-            phase_train.config, phase_train, train_sampler, shuffle=True
-        )
-        train_loader.set_batch_size(settings["train_batch_size"])
-        valid_loader = type(valid_data)(
-            phase_valid.config, phase_valid, valid_sampler, shuffle=False
-        )
-        return train_loader, valid_loader, phase_valid.config
 
     def _start_phase(self, phase, settings, phase_config):
         self.epochs = settings["epochs"]

@@ -92,10 +92,12 @@ def test_fusion_weights_sum_to_one_per_row(mml_config):
     batch = test._dataset.inter_feat[:8]
     with torch.no_grad():
         scores = model.full_sort_predict(batch)
+        vectors = {name: torch.randn(8, 16) for name in model.modalities}
+        weights = model.fusion_weights(vectors)
     assert scores.shape == (8, model.n_items)
-    weights = model.last_fusion_weights
     assert weights.shape == (8, 2)
     assert torch.allclose(weights.sum(dim=1), torch.ones(8))
+    assert not torch.allclose(weights, torch.full((8, 2), 0.5))  # learned, per user
 
 
 def test_generator_replaces_cold_items_only(mml_config):
@@ -179,3 +181,14 @@ def test_per_learner_choice_of_adapted_parameters(mml_config):
     assert not torch.allclose(vectors["id"], plain_id, atol=1e-6)  # adapted
     with pytest.raises(ConfigError, match="local_update"):
         prepare({**mml_config, "local_update": {"id": "everything"}})
+
+
+def test_several_rows_of_one_user_share_one_adaptation(mml_config):
+    _, model, (_, _, test) = prepare(mml_config)
+    model.eval()
+    rows = test._dataset.inter_feat[:3]
+    repeated = test._dataset.inter_feat[torch.tensor([0, 1, 0, 2, 1])]
+    with torch.no_grad():
+        once = model.full_sort_predict(rows)
+        again = model.full_sort_predict(repeated)
+    assert torch.allclose(again, once[[0, 1, 0, 2, 1]], atol=1e-5)

@@ -43,6 +43,12 @@ SUPPORT_MODES = ("first", "random", "all_but_query")
 USER_SPLITS = ("random", "time", "field")
 
 
+def seeded_generator(config, offset):
+    """A ``torch.Generator`` seeded with ``seed + offset``: each random draw of a split has its
+    own offset, so draws never depend on one another's order."""
+    return torch.Generator().manual_seed(int(config["seed"]) + offset)
+
+
 def parse_interval(text, key):
     """``"[13,100]"`` -> ``(13, 100)``; ``None`` -> no bounds. Only closed intervals and ``inf``.
 
@@ -147,7 +153,7 @@ class ColdStartSplitMixin:
                 raise ConfigError("user_split=field needs train_states (a list) and test_state.")
 
     def _generator(self, offset):
-        return torch.Generator().manual_seed(int(self.config["seed"]) + offset)
+        return seeded_generator(self.config, offset)
 
     def _time_order(self, users):
         """Row order by (user, time), or (user, file order) without a time field."""

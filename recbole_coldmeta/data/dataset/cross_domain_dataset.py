@@ -27,7 +27,7 @@ import torch
 import yaml
 from recbole.data.dataset import Dataset
 
-from recbole_coldmeta.data.dataset.cold_start_dataset import Role
+from recbole_coldmeta.data.dataset.cold_start_dataset import Role, seeded_generator
 from recbole_coldmeta.utils import ConfigError, DataError, properties_dir
 
 
@@ -158,7 +158,7 @@ class CrossDomainDataset(Dataset):
         )
 
     def _generator(self, offset):
-        return torch.Generator().manual_seed(int(self.config["seed"]) + offset)
+        return seeded_generator(self.config, offset)
 
     def _user_roles(self):
         overlap = torch.nonzero(self.source_user_of > 0).squeeze(1)
@@ -218,7 +218,6 @@ class CrossDomainDataset(Dataset):
         for part in parts:
             part.phase_data = phase_data
             part.split_info = self.split_info
-            part.user_role = self.user_role
         self.logger.info(f"cross-domain split: {self.split_info}")
         return parts
 

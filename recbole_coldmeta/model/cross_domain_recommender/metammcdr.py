@@ -36,35 +36,31 @@ class MetaMMCDR(PTUPCDR):
     PTUPCDR's rule (source items rated above ``history_min_rating``, last ``history_max_len``).
     """
 
-    def __init__(self, config, dataset):
+    def characteristic_size(self, config, dataset):
+        # called by PTUPCDR.__init__ before its layers exist: read this model's keys here
         self.characteristic_input = config["characteristic_input"]
         if self.characteristic_input not in ("text", "id"):
             raise ConfigError(
                 f"characteristic_input={self.characteristic_input!r} must be 'text' or 'id'."
             )
-        self.text_config = config
-        super().__init__(config, dataset)
-
-    def characteristic_size(self, dataset):
         if self.characteristic_input == "id":
             return self.embedding_size
-        embeddings, missing = self._item_text_embeddings(dataset.source)
+        embeddings, missing = self._item_text_embeddings(config, dataset.source)
         if bool(missing.all()):
             raise ConfigError(
                 f"No source item of {dataset.source.dataset_name} has text in the fields "
-                f"{self.text_config['text_fields']}. Fix: set text_fields to the item file's text "
+                f"{config['text_fields']}. Fix: set text_fields to the item file's text "
                 f"columns, or use characteristic_input: id."
             )
-        if self.text_config["text_scale"]:
+        if config["text_scale"]:
             embeddings = embeddings / embeddings[~missing].norm(dim=1).mean().clamp(min=1e-12)
         self.register_buffer("item_text", embeddings, persistent=False)  # [N_s, D]
         self.register_buffer("item_text_missing", missing, persistent=False)  # [N_s]
         self.missing_text = nn.Parameter(embeddings[~missing].mean(dim=0))
         return embeddings.shape[1]
 
-    def _item_text_embeddings(self, source):
+    def _item_text_embeddings(self, config, source):
         """``(embeddings [N_s, D], missing [N_s])`` in source item-id order (row 0 = padding)."""
-        config = self.text_config
         embeddings, texts = encode_item_texts(config, source, config["text_fields"])
         missing = torch.as_tensor(missing_text_mask(texts), dtype=torch.bool)
         missing[0] = False

@@ -38,11 +38,11 @@ class PTUPCDR(CrossDomainRecommender):
             )
 
         # define layers
-        size = self.characteristic_size(dataset)
+        size = self.characteristic_size(config, dataset)
         self.encoder = CharacteristicEncoder(size, size)
         self.bridge = MetaBridge(size, self.embedding_size, config["meta_dim"])
 
-    def characteristic_size(self, dataset):
+    def characteristic_size(self, config, dataset):
         """``D``, the size of the item vectors the encoder attends over."""
         return self.embedding_size
 

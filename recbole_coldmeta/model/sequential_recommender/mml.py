@@ -15,9 +15,8 @@ from recbole.model.layers import TransformerEncoder
 from recbole.utils import InputType
 from torch import nn
 
-from recbole_coldmeta.data.dataset.cold_start_dataset import Role
 from recbole_coldmeta.meta import adapt, batched_call, pad_groups, task_params
-from recbole_coldmeta.model.abstract_recommender import parse_phase_plan
+from recbole_coldmeta.model.abstract_recommender import parse_phase_plan, support_rows
 from recbole_coldmeta.utils import ConfigError, DataError
 
 MODALITIES = ("id", "text", "image")
@@ -306,18 +305,12 @@ class MML(SequentialRecommender):
     def _register_support(self, dataset):
         """Buffers of every cold user's support rows: ``[n_users, S, L]`` sequences,
         ``[n_users, S]`` lengths, targets and mask."""
-        roles = getattr(dataset, "cold_roles", None)
-        if roles is None:
+        if getattr(dataset, "cold_roles", None) is None:
             raise ConfigError("MML needs the cold-start split: set cold_start_split: True.")
-        rows = torch.nonzero((roles == Role.VALID_SUPPORT) | (roles == Role.TEST_SUPPORT))
-        rows = rows.squeeze(1)
-        index, mask = pad_groups(dataset.inter_feat[self.USER_ID][rows], dataset.user_num)
-        chosen = rows[index]
+        chosen, mask = support_rows(dataset, self.USER_ID, dataset.user_num)
         inter = dataset.inter_feat
-        self.register_buffer(
-            "support_seq", torch.where(mask.unsqueeze(-1), inter[self.ITEM_SEQ][chosen], 0),
-            persistent=False,
-        )  # fmt: skip
+        sequences = torch.where(mask.unsqueeze(-1), inter[self.ITEM_SEQ][chosen], 0)
+        self.register_buffer("support_seq", sequences, persistent=False)
         self.register_buffer(
             "support_len", torch.where(mask, inter[self.ITEM_SEQ_LEN][chosen], 1), persistent=False
         )
@@ -388,26 +381,30 @@ class MML(SequentialRecommender):
             vectors[name] = batched_call(head, adapted, query_hidden)  # [T, Q, D]
         return vectors
 
+    def fusion_weights(self, vectors):
+        """Per-user weights ``[*B, M]`` over the learners (rows sum to 1): learned once the fusion
+        stage is reached, equal before it and with ``fusion: fixed``."""
+        first = vectors[self.modalities[0]]
+        if self.fusion == "adaptive" and self._stage_reached(Stage.FUSION):
+            joined = torch.cat([vectors[name] for name in self.modalities], dim=-1)
+            return torch.softmax(self.fusion_layer(joined), dim=-1)
+        shape = (*first.shape[:-1], len(self.modalities))
+        return torch.full(shape, 1 / len(self.modalities), device=first.device)
+
     def fused_logits(self, vectors, tables):
         """Scores ``[*B, N]`` from the adapted user vectors ``{modality: [*B, D]}``."""
         scores = []
         for name in self.modalities:
             logits = vectors[name] @ tables[name].T  # [*B, N]
-            logits = (logits - logits.mean(-1, keepdim=True)) / logits.std(-1, keepdim=True).add(
-                1e-6
-            )
-            scores.append(logits)
+            spread = logits.std(-1, keepdim=True).add(1e-6)
+            scores.append((logits - logits.mean(-1, keepdim=True)) / spread)
         scores = torch.stack(scores, dim=-1)  # [*B, N, M]
-        if self.fusion == "adaptive" and self._stage_reached(Stage.FUSION):
-            joined = torch.cat([vectors[name] for name in self.modalities], dim=-1)
-            weights = torch.softmax(self.fusion_layer(joined), dim=-1)  # [*B, M]
-        else:
-            shape = (*scores.shape[:-2], len(self.modalities))
-            weights = torch.full(shape, 1 / len(self.modalities), device=scores.device)
-        self.last_fusion_weights = weights
-        return self.temperature * (scores * weights.unsqueeze(-2)).sum(dim=-1)
+        weights = self.fusion_weights(vectors).unsqueeze(-2)  # [*B, 1, M]
+        return self.temperature * (scores * weights).sum(dim=-1)
 
     def calculate_loss(self, interaction):
+        if self.phase == Stage.GENERATOR:
+            return self.generator_loss()
         support = (
             interaction[f"support_{self.ITEM_SEQ}"],
             interaction[f"support_{self.ITEM_SEQ_LEN}"],
@@ -416,8 +413,6 @@ class MML(SequentialRecommender):
         )
         query = (interaction[f"query_{self.ITEM_SEQ}"], interaction[f"query_{self.ITEM_SEQ_LEN}"])
         query_target, query_mask = interaction["query_item"], interaction["query_mask"].float()
-        if self.phase == Stage.GENERATOR:
-            return self.generator_loss()
         training_learners = self.phase == Stage.LEARNERS
         tables = self.item_tables()
         vectors = self._adapted_user_vectors(tables, support, query, keep_graph=training_learners)
@@ -443,8 +438,10 @@ class MML(SequentialRecommender):
         return (self.generator(warm, table) - table[warm]).pow(2).sum(dim=1).mean()
 
     def _cold_user_logits(self, interaction):
-        """Scores ``[B, N]`` of evaluation rows: each row's user adapts on their support rows."""
+        """Scores ``[B, N]`` of evaluation rows: each user of the batch adapts once, on their
+        support rows, and scores all of their rows."""
         users, position = torch.unique(interaction[self.USER_ID], return_inverse=True)
+        rows, mask = pad_groups(position, len(users))  # [U, Q]: each user's rows of the batch
         support = (
             self.support_seq[users],
             self.support_len[users],
@@ -452,15 +449,17 @@ class MML(SequentialRecommender):
             self.support_mask[users],
         )
         query = (
-            interaction[self.ITEM_SEQ].unsqueeze(1),
-            interaction[self.ITEM_SEQ_LEN].view(-1, 1),
+            interaction[self.ITEM_SEQ][rows],  # [U, Q, L]
+            torch.where(mask, interaction[self.ITEM_SEQ_LEN][rows], 1),  # [U, Q]
         )
         tables = self.item_tables()
-        # every row is its own task, starting from its user's support set
-        support = tuple(value[position] for value in support)
         vectors = self._adapted_user_vectors(tables, support, query, keep_graph=False)
-        vectors = {name: value.squeeze(1).detach() for name, value in vectors.items()}
-        return self.fused_logits(vectors, tables)  # [B, N]
+        by_row = {}
+        for name, value in vectors.items():  # [U, Q, D] -> [B, D] in the batch's row order
+            flat = torch.empty(len(position), value.shape[-1], device=value.device)
+            flat[rows[mask]] = value[mask].detach()
+            by_row[name] = flat
+        return self.fused_logits(by_row, tables)  # [B, N]
 
     def predict(self, interaction):
         logits = self._cold_user_logits(interaction)
