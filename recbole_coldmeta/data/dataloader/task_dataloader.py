@@ -49,6 +49,9 @@ class MetaTaskDataLoader(AbstractDataLoader):
     shuffle; ``task_bucket_batches: 1`` gives RecBole's plain shuffled batches.
     """
 
+    # Config keys that decide the task cuts (hyper-parameter tuning keeps them fixed across trials).
+    split_keys = ("support_mode", "support_size", "query_size", "new_user_max_inters")
+
     def __init__(self, config, dataset, sampler, shuffle=False):
         self.uid_field = dataset.uid_field
         self.iid_field = dataset.iid_field

@@ -80,6 +80,22 @@ class ColdStartSplitMixin:
     :class:`Role`) and every dataset shares ``split_info`` (user and interaction counts).
     """
 
+    # Config keys that decide this split (hyper-parameter tuning keeps them fixed across trials).
+    split_keys = (
+        "cold_start_split",
+        "user_split",
+        "user_split_ratio",
+        "split_time",
+        "split_field",
+        "train_states",
+        "test_state",
+        "task_size_interval",
+        "support_mode",
+        "support_size",
+        "query_size",
+        "new_user_max_inters",
+    )
+
     def build(self):
         if not self.config["cold_start_split"]:
             return super().build()

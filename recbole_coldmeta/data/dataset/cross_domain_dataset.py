@@ -104,6 +104,15 @@ class CrossDomainDataset(Dataset):
     training overlap users, since only validation users select it.
     """
 
+    # Config keys that decide this split (hyper-parameter tuning keeps them fixed across trials).
+    split_keys = (
+        "source_domain",
+        "target_domain",
+        "cold_user_ratio",
+        "valid_user_ratio",
+        "pretrain_valid_ratio",
+    )
+
     def __init__(self, config):
         for key in ("cold_user_ratio", "valid_user_ratio", "pretrain_valid_ratio"):
             value = config[key]
