@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
-from recbole_coldmeta.benchmarks import speed
-from recbole_coldmeta.benchmarks.speed import Order, Variant
+from recbole_coldmeta.benchmarks.speed import data as speed_data
+from recbole_coldmeta.benchmarks.speed import harness, reference_loops, report
+from recbole_coldmeta.benchmarks.speed.harness import Order, Variant
 from recbole_coldmeta.data.synthetic import write_synthetic_dataset
 
 RUNS = [
@@ -32,29 +33,31 @@ def _one_thread():
 @pytest.fixture
 def data(tmp_path):
     data_path = write_synthetic_dataset(tmp_path / "data", name="tiny")
-    source = speed.DataSource("tiny", data_path, "tiny synthetic")
-    return speed.load_data(source, task_batch_size=8, local_steps=2, config_dict={"load_col": None})
+    source = speed_data.DataSource("tiny", data_path, "tiny synthetic")
+    return speed_data.load_data(
+        source, task_batch_size=8, local_steps=2, config_dict={"load_col": None}
+    )
 
 
 def test_meta_variants_agree_on_the_first_batch(data):
-    report = speed.check_equal_losses(data)
+    report = harness.check_equal_losses(data)
     assert set(report) == {"second", "first"}
     assert set(report["second"]["query_loss"]) == {"ours", "per_task"}
     assert set(report["first"]["query_loss"]) == {"ours", "per_task", "deep_copy"}
     for entry in report.values():
-        assert entry["max_loss_difference"] <= speed.LOSS_TOLERANCE
-        assert entry["max_grad_relative_difference"] <= speed.LOSS_TOLERANCE
+        assert entry["max_loss_difference"] <= harness.LOSS_TOLERANCE
+        assert entry["max_grad_relative_difference"] <= harness.LOSS_TOLERANCE
         assert all(math.isfinite(loss) and loss > 0 for loss in entry["query_loss"].values())
 
 
 def test_plain_rows_are_every_row_of_every_task(data):
-    users, items, labels = speed.plain_rows(data.train_data)
+    users, items, labels = speed_data.plain_rows(data.train_data)
     assert len(users) == len(items) == len(labels) == int(data.train_data.task_counts.sum())
     assert set(users.tolist()) == set(data.train_data.task_users.tolist())
 
 
 def test_variant_results_are_well_formed(data):
-    results = [speed.run_variant(data, variant, order, max_batches=2) for variant, order in RUNS]
+    results = [harness.run_variant(data, variant, order, max_batches=2) for variant, order in RUNS]
     for result, (variant, order) in zip(results, RUNS):
         assert result["variant"] == variant.value
         assert result["order"] == (order.value if order else None)
@@ -66,7 +69,7 @@ def test_variant_results_are_well_formed(data):
         assert math.isfinite(result["mean_loss"])
         assert result["peak_rss_mib"] >= result["start_rss_mib"] > 0
         assert result["setup_peak_rss_mib"] > 0
-    ratios = speed.compute_ratios(results)
+    ratios = report.compute_ratios(results)
     assert ratios["second"]["faster_naive_variant"] == "per_task"
     assert ratios["first"]["faster_naive_variant"] in ("per_task", "deep_copy")
     for entry in ratios.values():
@@ -75,13 +78,13 @@ def test_variant_results_are_well_formed(data):
 
 def test_deep_copy_is_first_order_only(data):
     with pytest.raises(ValueError, match="cannot compute"):
-        speed.run_variant(data, Variant.DEEP_COPY, Order.SECOND, max_batches=1)
+        harness.run_variant(data, Variant.DEEP_COPY, Order.SECOND, max_batches=1)
 
 
 def test_deep_copy_leaves_the_meta_parameters_untouched_until_the_step(data):
-    model = speed.build_model(data, first_order=True)
+    model = speed_data.build_model(data, first_order=True)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    speed.deep_copy_step(model, next(iter(data.train_data)))
+    reference_loops.deep_copy_step(model, next(iter(data.train_data)))
     for name, p in model.named_parameters():
         assert torch.equal(p, before[name]), name
         assert p.grad is not None, name
@@ -91,7 +94,7 @@ def test_per_task_second_order_differs_from_first_order(data):
     batch = next(iter(data.train_data))
     grads = []
     for first_order in (False, True):
-        model = speed.build_model(data, first_order)
-        speed.per_task_step(model, batch)
+        model = speed_data.build_model(data, first_order)
+        reference_loops.per_task_step(model, batch)
         grads.append(model.decision[0].weight.grad)
     assert not torch.allclose(grads[0], grads[1])
