@@ -7,44 +7,20 @@ line — the same order RecBole uses for its own layers.
 """
 
 import difflib
-import functools
 import os
 import re
-from pathlib import Path
 
 import yaml
 from recbole.config import Config as RecBoleConfig
 from recbole.utils import ModelType
-from recbole.utils.argument_list import (
-    dataset_arguments,
-    evaluation_arguments,
-    general_arguments,
-    training_arguments,
-)
 
 import recbole_coldmeta.evaluator  # noqa: F401  (registers our metrics before Config checks names)
-from recbole_coldmeta.utils import ConfigError, get_model, properties_dir
+from recbole_coldmeta.registry import get_model
+from recbole_coldmeta.utils import ConfigError, properties_dir
+from recbole_coldmeta.utils.config_keys import known_config_keys
 
 #: The dataset used when none is given: RecBole's wheel ships it, so no download is needed.
 DEFAULT_DATASET = "ml-100k"
-
-#: Keys the entry points and RecBole's distributed launcher put into the config.
-ENTRY_POINT_KEYS = {
-    "model",
-    "dataset",
-    "config_files",
-    "result_file",
-    "nproc",
-    "ip",
-    "port",
-    "world_size",
-    "offset",
-    "group_offset",
-    "local_rank",
-    "params_file",
-    "output_file",
-    "tool",
-}
 
 _CMD_ARG = re.compile(r"^--([A-Za-z_][A-Za-z0-9_.\-]*)=(.*)$", re.S)
 
@@ -68,27 +44,6 @@ def parse_cmd_overrides(args) -> dict:
             raise ConfigError(f"--{key} is given twice with different values.")
         overrides[key] = value
     return overrides
-
-
-def _yaml_keys(folder: Path) -> set:
-    keys = set()
-    for path in folder.rglob("*.yaml"):
-        with open(path, encoding="utf-8") as f:
-            content = yaml.safe_load(f)
-        if isinstance(content, dict):
-            keys.update(content)
-    return keys
-
-
-@functools.cache
-def known_config_keys() -> frozenset:
-    """Every key RecBole or recbole_coldmeta defines in a properties file or argument list."""
-    import recbole
-
-    recbole_properties = Path(recbole.__file__).resolve().parent / "properties"
-    keys = _yaml_keys(recbole_properties) | _yaml_keys(properties_dir())
-    keys |= set(general_arguments + training_arguments + evaluation_arguments + dataset_arguments)
-    return frozenset(keys | ENTRY_POINT_KEYS)
 
 
 class Config(RecBoleConfig):
@@ -205,6 +160,9 @@ class Config(RecBoleConfig):
         # so `run_recbole --model=SASRec` fails out of the box. Full-softmax CE needs no negatives:
         # drop them unless the user asked for them.
         final = self.final_config_dict
+        # Whether the model trains on task batches and adapts on support rows (a meta-learner):
+        # the data layer chooses its loaders by it, as RecBole's does by MODEL_TYPE.
+        final["MODEL_TASK_BATCHES"] = bool(getattr(self.model_class, "task_batches", False))
         if (
             final.get("MODEL_TYPE") == ModelType.SEQUENTIAL
             and final.get("loss_type") == "CE"

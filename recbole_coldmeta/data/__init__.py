@@ -1,3 +1,8 @@
-from recbole_coldmeta.data.utils import create_dataset, data_preparation, get_dataset_class
+from recbole_coldmeta.data.utils import (
+    build_dataloaders,
+    create_dataset,
+    data_preparation,
+    get_dataset_class,
+)
 
-__all__ = ["create_dataset", "data_preparation", "get_dataset_class"]
+__all__ = ["build_dataloaders", "create_dataset", "data_preparation", "get_dataset_class"]

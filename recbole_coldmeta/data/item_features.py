@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recbole_coldmeta.utils import DataError
+from recbole_coldmeta.data.text_encoder import encode_item_texts
+from recbole_coldmeta.utils import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +140,48 @@ def load_item_features(dataset_dir, name, modality, item_tokens, missing="error"
     found = rows >= 0
     features[found] = matrix[rows[found]]  # [n_found, D] rows gathered in item_tokens order
     return torch.from_numpy(features), torch.from_numpy(missing_mask)
+
+
+def load_item_modalities(config, dataset, modalities) -> dict:
+    """``{modality: features [N, F]}`` of every item of ``dataset`` (item-id order, row 0 zero)
+    for each of ``modalities`` that the data provides.
+
+    A modality comes from its feature file (:func:`load_item_features`; items without a row get
+    zeros, counted in the log), or, for ``text`` without a file, from encoding the item file's
+    ``item_text_fields`` (:func:`~recbole_coldmeta.data.text_encoder.encode_item_texts`). A
+    modality the data does not provide, or whose text encoder is not installed, is dropped with
+    a warning naming the reason; with ``strict_modalities: True`` that is an error.
+
+    Raises:
+        ConfigError: a modality is not available and ``strict_modalities`` is set.
+    """
+    tokens = dataset.field2id_token[dataset.iid_field]
+    on_disk = available_modalities(dataset.dataset_path, dataset.dataset_name)
+    features = {}
+    for name in modalities:
+        if name in on_disk:
+            values, missing = load_item_features(
+                dataset.dataset_path, dataset.dataset_name, name, tokens, missing="zero"
+            )
+            if bool(missing[1:].any()):
+                logger.info(f"{int(missing[1:].sum())} items have no {name} features (zeros).")
+            features[name] = values
+        elif name == "text" and config["item_text_fields"]:
+            try:
+                features[name] = encode_item_texts(config, dataset, config["item_text_fields"])[0]
+            except (ConfigError, DataError) as error:
+                _drop_modality(config, name, str(error))
+        elif name == "text":
+            _drop_modality(config, name, "no feature file and no item_text_fields set")
+        else:
+            _drop_modality(config, name, "the dataset has no feature file for it")
+    return features
+
+
+def _drop_modality(config, name, reason):
+    if config["strict_modalities"]:
+        raise ConfigError(f"Modality '{name}' is not available: {reason}")
+    logger.warning(f"modality '{name}' is dropped: {reason}")
 
 
 def write_item_features(dataset_dir, name, item_ids, features) -> None:

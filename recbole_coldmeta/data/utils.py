@@ -1,7 +1,6 @@
 """Dataset and dataloader construction: ours first, RecBole's otherwise."""
 
 import importlib
-import os
 import warnings
 from logging import getLogger
 
@@ -10,9 +9,9 @@ from recbole.data.utils import data_preparation as recbole_data_preparation
 from recbole.data.utils import get_dataloader as recbole_get_dataloader
 from recbole.utils import ModelType, set_color
 
-from recbole_coldmeta.data.converters import ensure_converted
-from recbole_coldmeta.data.dataloader import MetaTaskDataLoader
-from recbole_coldmeta.utils import ConfigError, DataError, as_single_process, get_model
+from recbole_coldmeta.data.dataloader import MetaTaskDataLoader, SupportTable, with_support
+from recbole_coldmeta.data.files import check_dataset_files
+from recbole_coldmeta.utils import ConfigError, DataError, as_single_process
 
 #: RecBole's dataset class for each model type (as in ``recbole.data.utils.create_dataset``).
 RECBOLE_DATASET_OF_TYPE = {
@@ -23,35 +22,6 @@ RECBOLE_DATASET_OF_TYPE = {
     ModelType.TRADITIONAL: "Dataset",
     ModelType.DECISIONTREE: "Dataset",
 }
-
-
-def check_dataset_files(config):
-    """Fail early, naming the expected path, when the dataset's ``.inter`` file is missing.
-
-    A dataset with a registered converter (``recbole_coldmeta.data.converters``, e.g. ml-1m) is
-    converted first from the raw files under ``raw_data_path`` (default: ``$COLDMETA_RAW_DATA``,
-    else ``../shared/datasets``).
-    """
-    data_path = config["data_path"]
-    name = config["dataset"]
-    if not config["benchmark_filename"]:
-        ensure_converted(
-            name, os.path.dirname(os.path.normpath(data_path)), config["raw_data_path"]
-        )
-    if config["benchmark_filename"]:
-        expected = [
-            os.path.join(data_path, f"{name}.{part}.inter") for part in config["benchmark_filename"]
-        ]
-    else:
-        expected = [os.path.join(data_path, f"{name}.inter")]
-    missing = [path for path in expected if not os.path.isfile(path)]
-    if missing:
-        raise DataError(
-            f"Dataset '{name}' not found: no atomic file {missing[0]}. Fix: put RecBole atomic "
-            f"files ({name}.inter, optionally {name}.user / {name}.item) in a folder named "
-            f"'{name}' and pass its parent as --data_path=DIR, or use the bundled default "
-            f"--dataset=ml-100k."
-        )
 
 
 def get_dataset_class(config):
@@ -120,43 +90,69 @@ def create_dataset(config):
 def get_dataloader(config, phase):
     """The dataloader class for ``phase``.
 
-    Models whose class sets ``task_batches = True`` (the meta-learners) train on
-    :class:`MetaTaskDataLoader`; everything else, and every evaluation, uses RecBole's choice.
+    Meta-learners (model classes with ``task_batches = True``, recorded by our Config as
+    ``MODEL_TASK_BATCHES``) train on :class:`MetaTaskDataLoader` and are evaluated by RecBole's
+    evaluation loader with :class:`~recbole_coldmeta.data.dataloader.SupportMixin` in front (each
+    batch carries its users' support rows); every other model gets RecBole's choice.
     """
-    if phase == "train" and getattr(get_model(config["model"]), "task_batches", False):
+    if not config["MODEL_TASK_BATCHES"]:
+        return recbole_get_dataloader(config, phase)
+    if phase == "train":
         return MetaTaskDataLoader
-    return recbole_get_dataloader(config, phase)
+    return with_support(recbole_get_dataloader(config, phase))
+
+
+def build_dataloaders(config, train_dataset, valid_dataset=None, test_dataset=None, base=None):
+    """Dataloaders over the parts of a split: ``(train_data, valid_data, test_data)``.
+
+    The one place loaders are built (:func:`data_preparation`, the phases of
+    :class:`~recbole_coldmeta.trainer.PhasedTrainer`). A part given as ``None`` gets no loader
+    (``None``). Samplers come from RecBole's ``create_samplers`` over ``base`` (default: the
+    train part). Evaluation loaders of a meta-learner carry the support rows of the train part
+    (:class:`~recbole_coldmeta.data.dataloader.SupportTable`).
+
+    NOTE: evaluation loaders are not sharded in a data-parallel run. RecBole shards them and
+    averages each process's metrics weighted by its number of batches, which is not the metric
+    over all users (MAE is over rows, nDCG over users, and a user's rows can land on two
+    processes); here every process evaluates all valid/test users with the same parameters, so
+    the averaged metrics equal the one-process metrics. Training tasks are sharded.
+    """
+    parts = [train_dataset, valid_dataset, test_dataset]
+    fallback = valid_dataset if valid_dataset is not None else train_dataset
+    stand_in = [part if part is not None else fallback for part in parts]
+    samplers = create_samplers(config, base or train_dataset, stand_in)
+    loaders = [
+        get_dataloader(config, "train")(
+            config, train_dataset, samplers[0], shuffle=config["shuffle"]
+        )
+    ]
+    evaluated = valid_dataset is not None or test_dataset is not None
+    support = {}
+    if config["MODEL_TASK_BATCHES"] and evaluated:
+        support["support"] = SupportTable(config, train_dataset)
+    with as_single_process(config):
+        for phase, part, sampler in zip(("valid", "test"), parts[1:], samplers[1:]):
+            loader_class = get_dataloader(config, phase)
+            loaders.append(
+                None if part is None else loader_class(config, part, sampler, False, **support)
+            )
+    return tuple(loaders)
 
 
 def data_preparation(config, dataset):
-    """Split ``dataset`` with its own ``build()`` and wrap the parts in dataloaders.
+    """Split ``dataset`` with its own ``build()`` and wrap the parts in dataloaders
+    (:func:`build_dataloaders`).
 
     Returns:
         tuple: ``(train_data, valid_data, test_data)``.
     """
     if config["MODEL_TYPE"] == ModelType.KNOWLEDGE:
         return recbole_data_preparation(config, dataset)
-    built_datasets = dataset.build()
-    train_dataset, valid_dataset, test_dataset = built_datasets
-    train_sampler, valid_sampler, test_sampler = create_samplers(config, dataset, built_datasets)
-    train_data = get_dataloader(config, "train")(
-        config, train_dataset, train_sampler, shuffle=config["shuffle"]
-    )
-    # NOTE: evaluation loaders are not sharded in a data-parallel run. RecBole shards them and
-    # averages each process's metrics weighted by its number of batches, which is not the metric
-    # over all users (MAE is over rows, nDCG over users, and a user's rows can land on two
-    # processes); here every process evaluates all valid/test users with the same parameters,
-    # so the averaged metrics equal the one-process metrics. Training tasks are sharded.
-    with as_single_process(config):
-        valid_data = get_dataloader(config, "valid")(
-            config, valid_dataset, valid_sampler, shuffle=False
-        )
-        test_data = get_dataloader(config, "test")(
-            config, test_dataset, test_sampler, shuffle=False
-        )
+    train_dataset, valid_dataset, test_dataset = dataset.build()
+    loaders = build_dataloaders(config, train_dataset, valid_dataset, test_dataset, base=dataset)
     getLogger().info(
         set_color("[Data]: ", "pink")
         + f"train {len(train_dataset)}, valid {len(valid_dataset)}, test {len(test_dataset)} "
         + "interactions"
     )
-    return train_data, valid_data, test_data
+    return loaders

@@ -7,8 +7,8 @@ Parameters of a task batch are an explicit dict ``{name: tensor [T, ...]}``: the
 expanded over the ``T`` tasks (:func:`task_params`). The module is never mutated and never
 deep-copied; forward passes go through :func:`torch.func.functional_call` vectorised over tasks
 with :func:`torch.func.vmap` (:func:`batched_call`). One ``torch.autograd.grad`` call on the sum
-of the per-task losses gives every task its own gradient, because task ``t``'s loss depends only
-on slice ``t`` of the expanded parameters.
+of the per-task losses gives every task its own gradient (:func:`task_gradients`), because task
+``t``'s loss depends only on slice ``t`` of the expanded parameters.
 
 Shapes: ``T`` tasks, ``S`` support rows, ``Q`` query rows, ``D`` dimension.
 """
@@ -97,38 +97,29 @@ def adapt(
     NOTE: gradients are enabled inside, so evaluation code running under ``torch.no_grad()``
     (as RecBole's ``Trainer.evaluate`` does) can adapt without further ado.
     """
-    names = tuple(params)
-    rates = {name: lr[name] if isinstance(lr, Mapping) else lr for name in names}
+    rates = {name: lr[name] if isinstance(lr, Mapping) else lr for name in params}
     with torch.enable_grad():
         for _ in range(steps):
             losses = loss_fn(params)
-            assert losses.dim() == 1, f"loss_fn must return one loss per task, got {losses.shape}"
             create_graph = not first_order and any(p.requires_grad for p in params.values())
-            grads = torch.autograd.grad(
-                losses.sum(), [params[name] for name in names], create_graph=create_graph
-            )
-            params = {name: params[name] - rates[name] * grad for name, grad in zip(names, grads)}
+            grads = task_gradients(losses, params, create_graph=create_graph)
+            params = {name: params[name] - rates[name] * grads[name] for name in params}
     return params
 
 
-def pad_groups(group_of_row: Tensor, num_groups: int):
-    """Row indices grouped and padded: the bridge from flat rows to ``[T, Q]`` task tensors.
+def task_gradients(losses: Tensor, params: Params, create_graph: bool = False) -> Params:
+    """Each task's gradient of its own loss: ``{name: [T, ...]}``, one autograd call.
 
     Args:
-        group_of_row: ``[N]`` group (task) index of each row, values in ``[0, T)``.
-        num_groups: ``T``.
-
-    Returns:
-        tuple: ``index [T, Q]`` (row indices, padding points at row 0) and ``mask [T, Q]`` (bool),
-        with ``Q`` the largest group; rows keep their original order inside each group.
+        losses: ``[T]``, task ``t``'s loss depending only on slice ``t`` of ``params`` (so the
+            gradient of ``losses.sum()`` w.r.t. slice ``t`` is task ``t``'s own gradient).
+        params: ``{name: tensor [T, ...]}`` that ``losses`` were computed from.
+        create_graph: keep the graph of the gradients (second-order MAML).
     """
-    counts = torch.bincount(group_of_row, minlength=num_groups)
-    width = int(counts.max()) if len(group_of_row) else 0
-    order = torch.argsort(group_of_row, stable=True)
-    starts = torch.cumsum(counts, 0) - counts
-    slot = torch.arange(len(group_of_row), device=group_of_row.device) - starts[group_of_row[order]]
-    index = torch.zeros(num_groups, width, dtype=torch.long, device=group_of_row.device)
-    mask = torch.zeros(num_groups, width, dtype=torch.bool, device=group_of_row.device)
-    index[group_of_row[order], slot] = order
-    mask[group_of_row[order], slot] = True
-    return index, mask
+    assert losses.dim() == 1, f"expected one loss per task, got a tensor of shape {losses.shape}"
+    names = tuple(params)
+    with torch.enable_grad():
+        grads = torch.autograd.grad(
+            losses.sum(), [params[name] for name in names], create_graph=create_graph
+        )
+    return dict(zip(names, grads))

@@ -5,10 +5,9 @@ from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.utils import InputType, ModelType
 from torch import nn
 
-from recbole_coldmeta.data.dataset.cold_start_dataset import Role
-from recbole_coldmeta.data.dataset.cross_domain_dataset import Phase
 from recbole_coldmeta.meta import pad_groups
 from recbole_coldmeta.utils import ConfigError
+from recbole_coldmeta.utils.enums import Phase
 
 
 def check_rating_label(model_name, config, dataset):
@@ -30,32 +29,14 @@ def check_rating_label(model_name, config, dataset):
     return label
 
 
-def support_rows(dataset, user_field, n_users):
-    """Every valid/test user's support rows of a train split: ``(rows [n_users, S], mask)``.
-
-    ``rows`` indexes ``dataset.inter_feat`` (padding points at row 0, ``mask`` False); users
-    without support rows have empty rows. A dataset without ``cold_roles`` has no support.
-    """
-    roles = getattr(dataset, "cold_roles", None)
-    rows = (
-        torch.nonzero((roles == Role.VALID_SUPPORT) | (roles == Role.TEST_SUPPORT)).squeeze(1)
-        if roles is not None
-        else torch.zeros(0, dtype=torch.long)
-    )
-    index, mask = pad_groups(dataset.inter_feat[user_field][rows], n_users)  # [n_users, S]
-    return rows[index], mask
-
-
 class ColdStartRecommender(GeneralRecommender):
     """Base of the rating models evaluated on the cold-start protocol.
 
     Loads ``properties/protocol/rating.yaml`` (MAE, RMSE and QueryNDCG in RecBole's ``labeled``
-    evaluation mode) under the model's own YAML. Provides the training label statistics and,
-    for meta-learners, every valid/test user's support set, read from the train split.
-
-    Buffers (not saved in checkpoints, rebuilt from the data):
-        ``support_item``, ``support_label``, ``support_mask``: ``[n_users, S]``, the support set
-        of each valid/test user (empty rows for everybody else).
+    evaluation mode) under the model's own YAML. Provides the training label mean
+    (``global_mean``, saved with the parameters). A meta-learner reads a cold user's support set
+    from the evaluation batch (``support_*`` fields, see :meth:`support_of`), never from tables
+    of its own: a trained model evaluates any split of its dataset by swapping loaders.
     """
 
     type = ModelType.GENERAL
@@ -67,15 +48,40 @@ class ColdStartRecommender(GeneralRecommender):
         self.LABEL = check_rating_label(type(self).__name__, config, dataset)
         labels = dataset.inter_feat[self.LABEL].float()
         self.register_buffer("global_mean", labels.mean())
-        self._register_support(dataset)
 
-    def _register_support(self, dataset):
-        chosen, mask = support_rows(dataset, self.USER_ID, self.n_users)
-        items = torch.where(mask, dataset.inter_feat[self.ITEM_ID][chosen], 0)
-        labels = torch.where(mask, dataset.inter_feat[self.LABEL][chosen].float(), 0.0)
-        self.register_buffer("support_item", items, persistent=False)
-        self.register_buffer("support_label", labels, persistent=False)
-        self.register_buffer("support_mask", mask, persistent=False)
+
+def batch_support(model_name, interaction, fields):
+    """Each row's support fields ``[B, S, ...]`` of an evaluation batch (``support_<field>``).
+
+    Raises:
+        ConfigError: the batch carries no support rows (it does not come from an evaluation
+            loader of :func:`recbole_coldmeta.data.data_preparation`).
+    """
+    missing = [f"support_{field}" for field in fields if f"support_{field}" not in interaction]
+    if missing:
+        raise ConfigError(
+            f"{model_name} adapts each cold user on their support rows, and this batch has no "
+            f"{missing[0]} field: evaluate it on loaders from "
+            f"recbole_coldmeta.data.data_preparation, which add each user's support rows."
+        )
+    return [interaction[f"support_{field}"] for field in fields]
+
+
+def support_of(model_name, interaction, user_field, fields):
+    """The support rows of the distinct users of an evaluation batch.
+
+    Every row of a user carries the same support set (:func:`batch_support`); this keeps one
+    line per user.
+
+    Returns:
+        tuple: ``users [U]`` (distinct, ascending), ``position [B]`` (each row's index into
+        ``users``) and the requested fields ``[U, S, ...]``, in that order.
+    """
+    lines = batch_support(model_name, interaction, fields)
+    users, position = torch.unique(interaction[user_field], return_inverse=True)
+    rows = torch.arange(len(position), device=position.device)
+    first = torch.full_like(users, len(position)).scatter_reduce(0, position, rows, "amin")
+    return users, position, *(line[first] for line in lines)
 
 
 class StatisticRecommender(ColdStartRecommender):
@@ -122,14 +128,13 @@ def parse_phase_plan(config, allowed, model_name):
 
     Args:
         config: the run's Config.
-        allowed: the phases the model can run, members of one ``Enum`` whose order is the order
-            phases must run in.
+        allowed: the :class:`~recbole_coldmeta.utils.enums.Phase` members the model can run, in
+            the order they must run in.
         model_name: for messages.
 
     Raises:
         ConfigError: an entry is malformed, names an unknown phase or key, or repeats a phase.
     """
-    kind = type(allowed[0])
     entries = config["train_phases"]
     names = ", ".join(p.value for p in allowed)
     if not isinstance(entries, list) or not entries:
@@ -142,7 +147,7 @@ def parse_phase_plan(config, allowed, model_name):
         if not isinstance(entry, dict) or "phase" not in entry:
             raise ConfigError(f"train_phases entry {entry!r} must be a mapping with a 'phase' key.")
         try:
-            phase = kind(entry["phase"])
+            phase = Phase(entry["phase"])
         except ValueError:
             raise ConfigError(
                 f"train_phases names phase {entry['phase']!r}; {model_name} runs {names}."
@@ -161,8 +166,8 @@ def parse_phase_plan(config, allowed, model_name):
         settings = {key: entry.get(key, config[key]) for key in PHASE_KEYS}
         plan.append((phase, settings))
     order = [p for p, _ in plan]
-    if order != sorted(order, key=list(kind).index):
-        raise ConfigError(f"train_phases must run in the order {', '.join(p.value for p in kind)}.")
+    if order != sorted(order, key=list(allowed).index):
+        raise ConfigError(f"train_phases must run in the order {names}.")
     return plan
 
 

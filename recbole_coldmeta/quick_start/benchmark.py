@@ -41,7 +41,9 @@ from logging import getLogger
 
 import yaml
 
-from recbole_coldmeta.utils import ConfigError, get_model
+from recbole_coldmeta.registry import get_model
+from recbole_coldmeta.utils import ConfigError
+from recbole_coldmeta.utils.config_keys import known_config_keys
 
 SMALLER_IS_BETTER = ("mae", "rmse", "logloss", "averagepopularity", "giniindex")
 RUN_KEYS = ("setting", "label", "model", "seed")
@@ -117,8 +119,6 @@ def _check_train_once(path, spec):
 
 def _check_config_keys(path, spec):
     """A misspelled key in any config of the file fails here, before hours of runs."""
-    from recbole_coldmeta.config.configurator import known_config_keys
-
     known = known_config_keys()
     configs = [spec["config"], *(s["config"] for s in spec["settings"])]
     configs += [entry["config"] for entry in spec["models"]]

@@ -12,7 +12,8 @@ from recbole.utils import init_logger, init_seed, set_color
 
 from recbole_coldmeta.config import Config
 from recbole_coldmeta.data import create_dataset, data_preparation
-from recbole_coldmeta.utils import ColdMetaError, ConfigError, get_model, get_trainer
+from recbole_coldmeta.registry import get_model, get_trainer
+from recbole_coldmeta.utils import ColdMetaError, ConfigError
 
 
 def plain(value):
@@ -119,7 +120,7 @@ def run_coldmeta(
         result["state_results"] = {config["test_state"]: result["test_result"]}
         result["state_splits"] = {config["test_state"]: result.get("split")}
         for state in config["also_test_states"]:
-            metrics, split = evaluate_on_state(config, model, state)
+            metrics, split = evaluate_on_state(config, trainer, state)
             logger.info(set_color(f"test result ({state})", "yellow") + f": {metrics}")
             result["state_results"][state] = plain(dict(metrics))
             result["state_splits"][state] = split
@@ -220,13 +221,12 @@ def check_also_test_states(config):
         )
 
 
-def evaluate_on_state(config, model, state):
-    """Metrics of the trained ``model`` on the test users of another ``state``.
+def evaluate_on_state(config, trainer, state):
+    """Metrics of the trained model on the test users of another ``state``.
 
-    The state's split is built with the same seed; a model instance for it (its support tables
-    and, for CCML, its candidate tasks come from that split) receives the trained parameters.
-    The meta-train tasks are the same, so this is the model trained once, evaluated on another
-    state (MeLU's protocol).
+    The state's split is built with the same seed and only its test loader is new: the trained
+    model is evaluated as it is (each test user adapts on the support rows that the state's
+    test batches carry), which is MeLU's protocol, one model trained once, tested on every state.
 
     Returns:
         tuple: the metrics and the state's split counts.
@@ -235,8 +235,7 @@ def evaluate_on_state(config, model, state):
     state_config["test_state"] = state
     state_config["also_test_states"] = None
     dataset = create_dataset(state_config)
-    train_data, _, test_data = data_preparation(state_config, dataset)
-    _, trainer = build_model_and_trainer(state_config, train_data.dataset, model.state_dict())
+    _, _, test_data = data_preparation(state_config, dataset)
     metrics = trainer.evaluate(test_data, load_best_model=False, show_progress=False)
     return metrics, dict(dataset.split_info)
 

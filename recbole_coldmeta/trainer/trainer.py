@@ -5,15 +5,16 @@ trainer with :class:`ColdMetaTrainerMixin` in front.
 """
 
 import contextlib
+import copy
 import functools
 import os
 import uuid
 
 import torch
-from recbole.data.utils import create_samplers
 from recbole.trainer import Trainer
 from torch.nn.parallel import DistributedDataParallel
 
+from recbole_coldmeta.data import build_dataloaders
 from recbole_coldmeta.evaluator import ColdCollector
 from recbole_coldmeta.utils import as_single_process
 
@@ -113,14 +114,14 @@ class PhasedTrainer(ColdMetaTrainer):
     """Runs a model's training phases one after the other (cross-domain models, MML).
 
     For each ``(phase, settings)`` of ``model.phase_plan`` (the ``train_phases`` YAML list): the
-    model switches to the phase (``model.set_phase``), a fresh optimizer is built over
-    ``model.phase_parameters(phase)`` with the phase's learning rate and weight decay, and
-    RecBole's ``fit`` runs with the phase's epochs and early-stopping patience, its checkpoint and
-    its best-model reload. A phase trains on its own train/valid datasets when the train
-    dataset provides them (``train_data.dataset.phase_data[phase]``, the cross-domain split does),
-    else on the run's loaders. The last phase writes the run's checkpoint file, which
-    ``evaluate(load_best_model=True)`` reloads, and is always selected on the run's
-    ``valid_data``.
+    model switches to the phase (``model.set_phase``), and a fresh RecBole trainer for the phase
+    (:class:`PhaseTrainer`: the phase's epochs, learning rate, weight decay and early-stopping
+    patience, an optimizer over ``model.phase_parameters(phase)``) runs RecBole's ``fit``, with
+    its checkpoint and its best-model reload. A phase trains on its own train/valid datasets
+    when the train dataset provides them (``train_data.dataset.phase_data[phase]``, as the
+    cross-domain split does), else on the run's loaders. The last phase writes the run's
+    checkpoint file, which ``evaluate(load_best_model=True)`` reloads, and is always selected on
+    the run's ``valid_data``.
 
     NOTE: the cross-domain pre-training phases are selected on held-out interactions of their own
     domain; their bridge phase on the validation users.
@@ -129,49 +130,52 @@ class PhasedTrainer(ColdMetaTrainer):
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False,
             callback_fn=None):  # fmt: skip
         phase_data = getattr(train_data.dataset, "phase_data", {})
-        run_file = self.saved_model_file
         result = (None, None)
         for position, (phase, settings) in enumerate(self.model.phase_plan):
             last = position == len(self.model.phase_plan) - 1
             self.model.set_phase(phase)
-            train_loader, valid_loader, phase_config = train_data, valid_data, self.config
+            train_loader, valid_loader, base_config = train_data, valid_data, self.config
             if phase in phase_data:
                 phase_train, phase_valid = phase_data[phase]
-                train_sampler, valid_sampler, _ = create_samplers(
-                    phase_train.config, phase_train, [phase_train, phase_valid, phase_valid]
-                )
-                train_loader = type(train_data)(
-                    phase_train.config, phase_train, train_sampler, shuffle=True
+                # the last phase is always selected on the run's valid_data
+                train_loader, own_valid, _ = build_dataloaders(
+                    phase_train.config, phase_train, None if last else phase_valid
                 )
                 train_loader.set_batch_size(settings["train_batch_size"])
-                if not last:  # the last phase is always selected on the run's valid_data
-                    phase_config = phase_valid.config
-                    with as_single_process(phase_config):
-                        valid_loader = type(valid_data)(
-                            phase_config, phase_valid, valid_sampler, shuffle=False
-                        )
-            self._start_phase(phase, settings, phase_config)
-            self.saved_model_file = (
-                run_file if last else run_file.replace(".pth", f"-{phase.value}.pth")
-            )
+                if not last:
+                    valid_loader, base_config = own_valid, phase_valid.config
+            trainer = self.phase_trainer(phase, settings, base_config)
+            if not last:
+                trainer.saved_model_file = self.saved_model_file.replace(
+                    ".pth", f"-{phase.value}.pth"
+                )
+            else:
+                trainer.saved_model_file = self.saved_model_file
             self.logger.info(f"[{type(self.model).__name__}] phase {phase.value}: {settings}")
-            result = super().fit(
+            result = trainer.fit(
                 train_loader, valid_loader, verbose, saved, show_progress, callback_fn
             )
             if saved and not last:
-                self._reload(self.saved_model_file)
-        self.eval_collector = ColdCollector(self.config)
+                self._reload(trainer.saved_model_file)
         return result
 
-    def _start_phase(self, phase, settings, phase_config):
-        self.epochs = settings["epochs"]
-        self.eval_step = min(self.config["eval_step"], self.epochs)
-        self.stopping_step = settings["stopping_step"]
-        self.learning_rate = settings["learning_rate"]
-        self.weight_decay = settings["weight_decay"]
-        self.start_epoch = 0
-        self.cur_step = 0
-        self.best_valid_score = -float("inf") if self.valid_metric_bigger else float("inf")
-        self.best_valid_result = None
-        self.optimizer = self._build_optimizer(params=self.model.phase_parameters(phase))
-        self.eval_collector = ColdCollector(phase_config)
+    def phase_trainer(self, phase, settings, base_config):
+        """A fresh RecBole trainer for one phase: built on ``base_config`` with the phase's
+        settings (epochs, learning rate, ...) on top, optimizing ``phase_parameters(phase)``."""
+        config = copy.copy(base_config)
+        config.final_config_dict = {**base_config.final_config_dict, **settings}
+        return PhaseTrainer(config, self.model, phase)
+
+
+class PhaseTrainer(ColdMetaTrainer):
+    """One phase of :class:`PhasedTrainer`: RecBole's ``Trainer`` whose optimizer covers only the
+    phase's parameters (``model.phase_parameters(phase)``); every other field is RecBole's own
+    initial state, so nothing of an earlier phase carries over."""
+
+    def __init__(self, config, model, phase):
+        self.trained_parameters = model.phase_parameters(phase)
+        super().__init__(config, model)
+
+    def _build_optimizer(self, **kwargs):
+        kwargs.setdefault("params", self.trained_parameters)
+        return super()._build_optimizer(**kwargs)

@@ -2,7 +2,7 @@
 
 :data:`COUPLINGS` lists each private RecBole method we override or call, each private RecBole
 attribute we read, and each public attribute whose name our code relies on (the trainer fields
-that ``PhasedTrainer`` resets between phases, the metric registry we add to): who defines it,
+we set when resuming, the metric registry we add to): who defines it,
 what signature we expect, which of our modules use it and why. :func:`check_coupling` compares
 the table with the installed RecBole, and ``tests/utils/test_recbole_coupling.py`` walks our
 source so that the table stays complete: a new override of, or call to, a private RecBole member
@@ -208,75 +208,40 @@ COUPLINGS = (
         "register_metric adds smaller-is-better metrics; Config derives valid_metric_bigger",
         read_by=(f"{_CONFIG}._set_default_parameters",),
     ),
-    # Trainer: the mixin in front of any RecBole trainer, and PhasedTrainer's per-phase reset.
+    # Trainer: the mixin in front of any RecBole trainer, PhasedTrainer's per-phase trainers.
     Coupling(
         _TRAINER, "_train_epoch", Kind.OVERRIDE, (_OUR_TRAINER, _OUR_EPOCH_COST),
         "call the model's on_epoch_start hook first; the epoch-cost benchmark times it",
         signature="(self, train_data, epoch_idx, loss_func=None, show_progress=False)",
     ),
     Coupling(
-        _TRAINER, "_build_optimizer", Kind.CALL, (_OUR_TRAINER,),
-        "a fresh optimizer per phase over the phase's parameters",
+        _TRAINER, "_build_optimizer", Kind.OVERRIDE, (_OUR_TRAINER,),
+        "PhaseTrainer: RecBole's own __init__ builds the optimizer over the phase's parameters",
         signature="(self, **kwargs)",
     ),
     Coupling(
-        _TRAINER, "epochs", Kind.ATTRIBUTE, (_OUR_TRAINER,),
-        "reset per phase",
-        read_by=(f"{_TRAINER}.fit",),
-    ),
-    Coupling(
-        _TRAINER, "eval_step", Kind.ATTRIBUTE, (_OUR_TRAINER,),
-        "reset per phase (at most the phase's epochs)",
-        read_by=(f"{_TRAINER}.fit",),
-    ),
-    Coupling(
-        _TRAINER, "stopping_step", Kind.ATTRIBUTE, (_OUR_TRAINER,),
-        "reset per phase: the phase's early-stopping patience",
-        read_by=(f"{_TRAINER}.fit",),
-    ),
-    Coupling(
-        _TRAINER, "learning_rate", Kind.ATTRIBUTE, (_OUR_TRAINER,),
-        "reset per phase, then read as _build_optimizer's default",
-        read_by=(f"{_TRAINER}._build_optimizer",),
-    ),
-    Coupling(
-        _TRAINER, "weight_decay", Kind.ATTRIBUTE, (_OUR_TRAINER,),
-        "reset per phase, then read as _build_optimizer's default",
-        read_by=(f"{_TRAINER}._build_optimizer",),
-    ),
-    Coupling(
         _TRAINER, "start_epoch", Kind.ATTRIBUTE, (_OUR_TRAINER,),
-        "reset per phase; set when resuming",
+        "set when resuming",
         read_by=(f"{_TRAINER}.fit",),
     ),
     Coupling(
         _TRAINER, "cur_step", Kind.ATTRIBUTE, (_OUR_TRAINER,),
-        "early-stopping counter: reset per phase; set when resuming",
+        "early-stopping counter: set when resuming",
         read_by=(f"{_TRAINER}.fit", f"{_TRAINER}._save_checkpoint"),
     ),
     Coupling(
         _TRAINER, "best_valid_score", Kind.ATTRIBUTE, (_OUR_TRAINER,),
-        "reset per phase; set when resuming",
+        "set when resuming",
         read_by=(f"{_TRAINER}.fit", f"{_TRAINER}._save_checkpoint"),
     ),
     Coupling(
-        _TRAINER, "best_valid_result", Kind.ATTRIBUTE, (_OUR_TRAINER,),
-        "reset per phase",
-        read_by=(f"{_TRAINER}.fit",),
-    ),
-    Coupling(
-        _TRAINER, "valid_metric_bigger", Kind.ATTRIBUTE, (_OUR_TRAINER,),
-        "the direction of the reset best_valid_score",
-        read_by=(f"{_TRAINER}.fit",),
-    ),
-    Coupling(
         _TRAINER, "optimizer", Kind.ATTRIBUTE, (_OUR_TRAINER,),
-        "replaced per phase; restored when resuming",
+        "restored when resuming",
         read_by=(f"{_TRAINER}._train_epoch", f"{_TRAINER}._save_checkpoint"),
     ),
     Coupling(
         _TRAINER, "eval_collector", Kind.ATTRIBUTE, (_OUR_TRAINER,),
-        "replaced by our ColdCollector (per phase: the phase's own config)",
+        "replaced by our ColdCollector",
         read_by=(f"{_TRAINER}.fit", f"{_TRAINER}.evaluate"),
     ),
     Coupling(

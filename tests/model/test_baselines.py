@@ -6,7 +6,8 @@ import torch
 from recbole_coldmeta.data import create_dataset, data_preparation
 from recbole_coldmeta.data.dataset import Role
 from recbole_coldmeta.quick_start import build_config, run_coldmeta
-from recbole_coldmeta.utils import ConfigError, get_model
+from recbole_coldmeta.registry import get_model
+from recbole_coldmeta.utils import ConfigError
 
 
 def _model(name, tiny_config, **overrides):

@@ -13,7 +13,8 @@ from recbole_coldmeta.model.cold_start_recommender.ccml import (
     prototype_scores,
 )
 from recbole_coldmeta.quick_start import build_config, run_coldmeta
-from recbole_coldmeta.utils import ConfigError, get_model
+from recbole_coldmeta.registry import get_model
+from recbole_coldmeta.utils import ConfigError
 
 SMALL = {"n_similar": 5, "n_negative": 10, "n_beneficial": 3, "pool_size": 20, "epochs": 1}
 
@@ -197,7 +198,7 @@ def test_evaluation_repeats_exactly_and_leaves_meta_parameters_untouched(
 ):
     import copy
 
-    from recbole_coldmeta.utils import get_trainer
+    from recbole_coldmeta.registry import get_trainer
 
     config = build_config(
         "CCML", "tiny", config_dict={**tiny_config, **SMALL, "refine_layers": refine_layers}
@@ -219,6 +220,7 @@ def test_refined_predict_and_full_sort_agree(tiny_config):
     rows = test_data.dataset.inter_feat
     user = rows["user_id"][0]
     rows = rows[rows["user_id"] == user]
+    test_data.support.add_to(rows)  # the user's support rows, as an evaluation batch has
     scores = model.predict(rows)
     full = model.full_sort_predict(rows[:1]).view(1, -1)
     torch.testing.assert_close(full[0, rows["item_id"]], scores)

@@ -11,7 +11,8 @@ from recbole_coldmeta.data import create_dataset, data_preparation
 from recbole_coldmeta.data.dataset import Phase
 from recbole_coldmeta.model.layers import CharacteristicEncoder, MetaBridge
 from recbole_coldmeta.quick_start import run_coldmeta
-from recbole_coldmeta.utils import ConfigError, get_model, get_trainer
+from recbole_coldmeta.registry import get_model, get_trainer
+from recbole_coldmeta.utils import ConfigError
 
 MODELS = ["TargetMF", "EMCDR", "SSCDR", "PTUPCDR", "MetaMMCDR"]
 
@@ -104,13 +105,16 @@ def test_phases_train_in_order_with_their_own_settings(cdr_config):
     config_obj, model, (train, valid, _) = prepare(config)
     trainer = get_trainer(config_obj["MODEL_TYPE"], "PTUPCDR")(config_obj, model)
     seen = []
-    original = trainer._start_phase
+    original = trainer.phase_trainer
 
-    def record(phase, settings, phase_config):
+    def record(phase, settings, base_config):
         seen.append((phase, settings["epochs"], settings["learning_rate"]))
-        original(phase, settings, phase_config)
+        phase_trainer = original(phase, settings, base_config)
+        assert phase_trainer.epochs == settings["epochs"]
+        assert phase_trainer.optimizer.param_groups[0]["lr"] == settings["learning_rate"]
+        return phase_trainer
 
-    trainer._start_phase = record
+    trainer.phase_trainer = record
     trainer.fit(train, valid, saved=True)
     assert seen == [
         (Phase.SOURCE_PRETRAIN, 2, 0.01),

@@ -7,7 +7,8 @@ import torch
 
 from recbole_coldmeta.data import create_dataset, data_preparation
 from recbole_coldmeta.quick_start import build_config
-from recbole_coldmeta.utils import ConfigError, get_model, get_trainer
+from recbole_coldmeta.registry import get_model, get_trainer
+from recbole_coldmeta.utils import ConfigError
 
 
 def _setup(tiny_config, **overrides):
@@ -56,6 +57,7 @@ def test_predict_scores_rows_in_their_order_and_full_sort_agrees(tiny_config):
     _, model, _, _, test_data = _setup(tiny_config)
     model.eval()
     rows = test_data.dataset.inter_feat[:40]
+    test_data.support.add_to(rows)  # each row's user's support rows, as in an evaluation batch
     scores = model.predict(rows)
     perm = torch.randperm(len(rows), generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(model.predict(rows[perm]), scores[perm])
@@ -66,9 +68,10 @@ def test_predict_scores_rows_in_their_order_and_full_sort_agrees(tiny_config):
 
 def test_cold_users_adapt_on_their_support_set(tiny_config):
     _, model, _, _, test_data = _setup(tiny_config)
-    user = int(test_data.dataset.inter_feat["user_id"][0])
-    assert model.support_mask[user].sum() > 0
-    support_items = model.support_item[user][model.support_mask[user]]
+    batch = next(iter(test_data))[0]
+    user = int(batch["user_id"][0])
+    assert batch["support_mask"][0].sum() > 0
+    support_items = batch["support_item"][0][batch["support_mask"][0]]
     assert not set(support_items.tolist()) & set(
         test_data.dataset.inter_feat["item_id"][
             test_data.dataset.inter_feat["user_id"] == user
@@ -88,7 +91,7 @@ def test_implicit_melu_learns_positives_against_negatives_and_ranks(tiny_config)
     from recbole_coldmeta.quick_start import run_coldmeta
     from recbole_coldmeta.utils import properties_dir
 
-    _, model, train_data, _, _ = _setup(tiny_config, **IMPLICIT, metrics=["Recall", "NDCG"])
+    _, model, train_data, _, test_data = _setup(tiny_config, **IMPLICIT, metrics=["Recall", "NDCG"])
     batch = next(iter(train_data))
     users = batch["user_id"]
     items, labels, mask = model.task_rows(
@@ -104,10 +107,10 @@ def test_implicit_melu_learns_positives_against_negatives_and_ranks(tiny_config)
     before = model.task_loss(start, x, labels, mask.float())
     assert torch.all(model.task_loss(adapted, x, labels, mask.float()) < before)
     # cold users adapt on their support positives and fixed negatives outside them
-    cold = torch.nonzero(model.support_mask.any(dim=1)).squeeze(1)
-    for user in cold[:5].tolist():
-        support = set(model.support_item[user][model.support_mask[user]].tolist())
-        negatives = model.support_neg_item[user][model.support_neg_mask[user]].tolist()
+    batch = next(iter(test_data))[0]
+    for row in range(5):
+        support = set(batch["support_item"][row][batch["support_mask"][row]].tolist())
+        negatives = batch["support_neg_item"][row][batch["support_neg_mask"][row]].tolist()
         assert negatives and not support & set(negatives)
 
     ranking = str(properties_dir() / "protocol" / "ranking.yaml")

@@ -10,9 +10,17 @@ import torch
 from recbole_coldmeta.config import Config
 from recbole_coldmeta.data import create_dataset, data_preparation
 from recbole_coldmeta.data.item_features import write_item_features
-from recbole_coldmeta.model.sequential_recommender.mml import MML, Stage, nearest_warm
+from recbole_coldmeta.model.sequential_recommender.mml import MML, nearest_warm
 from recbole_coldmeta.quick_start import run_coldmeta
 from recbole_coldmeta.utils import ConfigError
+from recbole_coldmeta.utils.enums import Phase
+
+
+def _eval_rows(loader, index):
+    """Rows of an evaluation loader's dataset with their users' support rows, as a batch has."""
+    rows = loader._dataset.inter_feat[index]
+    loader.support.add_to(rows)
+    return rows
 
 
 @pytest.fixture
@@ -88,8 +96,8 @@ def model_tokens(config):
 
 def test_fusion_weights_sum_to_one_per_row(mml_config):
     _, model, (_, _, test) = prepare(mml_config)
-    model.set_phase(Stage.FUSION)
-    batch = test._dataset.inter_feat[:8]
+    model.set_phase(Phase.FUSION)
+    batch = _eval_rows(test, slice(8))
     with torch.no_grad():
         scores = model.full_sort_predict(batch)
         vectors = {name: torch.randn(8, 16) for name in model.modalities}
@@ -105,9 +113,9 @@ def test_generator_replaces_cold_items_only(mml_config):
     cold = model.cold_item
     assert bool(cold.any()) and bool(model.warm_item.any())
     learned = model.learners["id"].item_vectors().detach()
-    model.set_phase(Stage.LEARNERS)
+    model.set_phase(Phase.LEARNERS)
     assert torch.equal(model.item_tables()["id"], learned)
-    model.set_phase(Stage.GENERATOR)
+    model.set_phase(Phase.GENERATOR)
     table = model.item_tables()["id"].detach()
     assert table.shape == learned.shape
     assert torch.equal(table[~cold], learned[~cold])
@@ -131,7 +139,7 @@ def test_evaluation_adapts_without_touching_meta_parameters(mml_config):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     model.eval()
     with torch.no_grad():
-        model.full_sort_predict(test._dataset.inter_feat[:6])
+        model.full_sort_predict(_eval_rows(test, slice(6)))
     for name, value in model.state_dict().items():
         assert torch.equal(value, before[name]), name
 
@@ -139,7 +147,7 @@ def test_evaluation_adapts_without_touching_meta_parameters(mml_config):
 def test_adaptation_changes_the_scores_of_a_cold_user(mml_config):
     _, model, (_, _, test) = prepare({**mml_config, "modalities": ["id"]})
     model.eval()
-    batch = test._dataset.inter_feat[:4]
+    batch = _eval_rows(test, slice(4))
     with torch.no_grad():
         adapted = model.full_sort_predict(batch)
         model.local_steps = 0
@@ -153,7 +161,7 @@ def test_without_any_feature_the_generator_stage_is_skipped(mml_config):
     assert math.isfinite(result["test_result"]["ndcg@10"])
     _, model, _ = prepare(config)
     assert model.generator is None
-    assert [phase for phase, _ in model.phase_plan] == [Stage.LEARNERS, Stage.FUSION]
+    assert [phase for phase, _ in model.phase_plan] == [Phase.LEARNERS, Phase.FUSION]
 
 
 def test_per_learner_choice_of_adapted_parameters(mml_config):
@@ -161,17 +169,10 @@ def test_per_learner_choice_of_adapted_parameters(mml_config):
     _, model, (_, _, test) = prepare(config)
     assert model.local_update["id"] == "head" and model.local_update["text"] == "none"
     model.eval()
-    batch = test._dataset.inter_feat[:4]
+    batch = next(iter(test))[0][:4]  # an evaluation batch carries its users' support rows
     tables = model.item_tables()
-    support = tuple(
-        value[batch["user_id"]]
-        for value in (
-            model.support_seq,
-            model.support_len,
-            model.support_target,
-            model.support_mask,
-        )
-    )
+    fields = ("item_id_list", "item_length", "item", "mask")
+    support = tuple(batch[f"support_{field}"] for field in fields)
     query = (batch["item_id_list"].unsqueeze(1), batch["item_length"].view(-1, 1))
     with torch.no_grad():
         vectors = model._adapted_user_vectors(tables, support, query, keep_graph=False)
@@ -186,8 +187,8 @@ def test_per_learner_choice_of_adapted_parameters(mml_config):
 def test_several_rows_of_one_user_share_one_adaptation(mml_config):
     _, model, (_, _, test) = prepare(mml_config)
     model.eval()
-    rows = test._dataset.inter_feat[:3]
-    repeated = test._dataset.inter_feat[torch.tensor([0, 1, 0, 2, 1])]
+    rows = _eval_rows(test, slice(3))
+    repeated = _eval_rows(test, torch.tensor([0, 1, 0, 2, 1]))
     with torch.no_grad():
         once = model.full_sort_predict(rows)
         again = model.full_sort_predict(repeated)

@@ -14,7 +14,8 @@ from recbole.data.interaction import Interaction
 from recbole_coldmeta.data import create_dataset, data_preparation
 from recbole_coldmeta.quick_start import build_config
 from recbole_coldmeta.quick_start.quick_start import run_coldmeta, run_coldmeta_parallel
-from recbole_coldmeta.utils import ConfigError, get_model, get_trainer
+from recbole_coldmeta.registry import get_model, get_trainer
+from recbole_coldmeta.utils import ConfigError
 
 
 def _free_port():

@@ -5,8 +5,8 @@ from recbole.trainer import Trainer
 
 from recbole_coldmeta.data import create_dataset, data_preparation
 from recbole_coldmeta.quick_start import build_config
+from recbole_coldmeta.registry import get_model, get_trainer
 from recbole_coldmeta.trainer import ColdMetaTrainerMixin, load_own_checkpoint
-from recbole_coldmeta.utils import get_model, get_trainer
 
 
 def _setup(tiny_config, epochs=2):

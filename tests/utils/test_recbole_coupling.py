@@ -213,8 +213,8 @@ def _entry(key):
         ("Trainer._train_epoch", {"signature": "(self, train_data, epoch)"}, "signature is"),
         ("Trainer._train_epoch", {"name": "_train_one_epoch"}, "no longer defined there"),
         ("Config._init_device", {"owner": "recbole.config.Configuration"}, "not found"),
-        ("Trainer.epochs", {"name": "n_epochs", "read_by": ()}, "no longer set by RecBole"),
-        ("Trainer.epochs", {"read_by": ("recbole.trainer.trainer.Trainer.evaluate",)}, "reads"),
+        ("Trainer.cur_step", {"name": "n_steps", "read_by": ()}, "no longer set by RecBole"),
+        ("Trainer.cur_step", {"read_by": ("recbole.trainer.trainer.Trainer.evaluate",)}, "reads"),
         ("register.metric_types", {"name": "kinds", "read_by": ()}, "no longer set by RecBole"),
     ],
 )

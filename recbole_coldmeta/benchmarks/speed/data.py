@@ -17,7 +17,8 @@ from recbole_coldmeta.data.converters import default_raw_root, ensure_converted
 from recbole_coldmeta.data.synthetic import write_synthetic_dataset
 from recbole_coldmeta.data.utils import get_dataloader
 from recbole_coldmeta.quick_start import build_config
-from recbole_coldmeta.utils import DataError, get_model
+from recbole_coldmeta.registry import get_model
+from recbole_coldmeta.utils import DataError
 
 logger = getLogger(__name__)
 

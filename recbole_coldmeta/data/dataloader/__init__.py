@@ -1,5 +1,4 @@
-"""Dataloaders of recbole_coldmeta."""
-
+from recbole_coldmeta.data.dataloader.support import SupportMixin, SupportTable, with_support
 from recbole_coldmeta.data.dataloader.task_dataloader import MetaTaskDataLoader
 
-__all__ = ["MetaTaskDataLoader"]
+__all__ = ["MetaTaskDataLoader", "SupportMixin", "SupportTable", "with_support"]

@@ -8,9 +8,12 @@ from recbole.data.dataloader.abstract_dataloader import AbstractDataLoader
 from recbole.data.interaction import Interaction
 from recbole.utils import ModelType
 
-from recbole_coldmeta.data.dataset.cold_start_dataset import Role
-from recbole_coldmeta.meta import pad_groups
-from recbole_coldmeta.utils import ConfigError, DataError
+from recbole_coldmeta.data.sampling import sample_negatives
+from recbole_coldmeta.data.user_rows import UserRows
+from recbole_coldmeta.meta import pad_groups, rank_within
+from recbole_coldmeta.utils import ConfigError
+from recbole_coldmeta.utils.enums import Role
+from recbole_coldmeta.utils.streams import seeded_generator
 
 
 class MetaTaskDataLoader(AbstractDataLoader):
@@ -78,7 +81,7 @@ class MetaTaskDataLoader(AbstractDataLoader):
         )
         self._index_tasks(dataset)
         self.sample_size = len(self.task_users)
-        self.task_generator = torch.Generator().manual_seed(int(config["seed"]) + 2)
+        self.task_generator = seeded_generator(config["seed"], "tasks")
         implicit = config["meta_feedback"] == "implicit" and not self.sequential
         self.neg_sample_num = config["task_neg_sample_num"] if implicit else 0
         self.n_items = dataset.item_num
@@ -87,28 +90,25 @@ class MetaTaskDataLoader(AbstractDataLoader):
             self.sampler.seed = int(config["seed"])
 
     def _index_tasks(self, dataset):
-        roles = getattr(dataset, "cold_roles", None)
-        if roles is None:
+        if getattr(dataset, "cold_roles", None) is None:
             raise ConfigError(
                 "Meta-learning models need the cold-start split: set cold_start_split: True."
             )
-        rows = torch.nonzero(roles == Role.META_TRAIN).squeeze(1)
-        users = dataset.inter_feat[self.uid_field][rows]
-        order = torch.argsort(users, stable=True)
-        rows, users = rows[order], users[order]
-        task_users, counts = torch.unique_consecutive(users, return_counts=True)
-        keep = counts > self.cut_size
+        index = UserRows.of_roles(dataset, (Role.META_TRAIN,), self.uid_field)
+        keep = index.counts > self.cut_size
         skipped = int((~keep).sum())
         if skipped:
             getLogger().warning(
                 f"{skipped} meta-train users have at most {self.cut_size} interactions and are "
                 f"not used as training tasks."
             )
-        starts = torch.cumsum(counts, 0) - counts
-        self.task_users = task_users[keep]
-        self.task_starts = starts[keep]
-        self.task_counts = counts[keep]
-        self.task_rows = rows
+        tasks = index.subset(keep)
+        self.task_users, self.task_starts, self.task_counts = (
+            tasks.users,
+            tasks.starts,
+            tasks.counts,
+        )
+        self.task_rows = tasks.rows
         if len(self.task_users) == 0:
             raise ConfigError(
                 f"No meta-train user has more than {self.cut_size} interactions, so there is "
@@ -153,7 +153,7 @@ class MetaTaskDataLoader(AbstractDataLoader):
             is_query, used = self._time_cut(counts, group, offsets)
         else:
             keys = torch.rand(len(rows), generator=self.task_generator)
-            rank = _rank_within(group, keys)
+            rank = rank_within(group, keys, stable=False)
             in_cut = rank < self.cut_size
             is_query = in_cut if self.support_mode == "all_but_query" else ~in_cut
             used = torch.ones_like(is_query)
@@ -197,45 +197,3 @@ class MetaTaskDataLoader(AbstractDataLoader):
         used = (position >= 0) & (position < width[group])
         is_query = position >= width[group] - self.cut_size
         return is_query, used
-
-
-def sample_negatives(exclude, exclude_mask, num, n_items, generator, tries=20):
-    """``num`` negative items per task, uniform over items ``1 .. n_items - 1``, none of them
-    among the task's ``exclude`` items (resampled where they clash).
-
-    Args:
-        exclude: ``[T, E]`` the task's items (its user's known interactions).
-        exclude_mask: ``[T, E]`` bool, True for real entries.
-        num: negatives per task.
-        n_items: number of item ids (id 0 is padding).
-        generator: a seeded ``torch.Generator``.
-
-    Returns:
-        ``[T, num]`` item ids.
-
-    Raises:
-        DataError: a task's user interacted with (almost) every item, so no negative was found.
-    """
-    negatives = torch.randint(1, n_items, (len(exclude), num), generator=generator)
-    for _ in range(tries):
-        clash = (negatives.unsqueeze(-1) == exclude.unsqueeze(1)) & exclude_mask.unsqueeze(1)
-        clash = clash.any(dim=-1)
-        if not clash.any():
-            return negatives
-        negatives[clash] = torch.randint(1, n_items, (int(clash.sum()),), generator=generator)
-    raise DataError(
-        f"Could not sample negatives outside a user's items in {tries} tries: some user has "
-        f"interacted with nearly all {n_items - 1} items. Use meta_feedback: explicit or a "
-        f"dataset with more items."
-    )
-
-
-def _rank_within(group, keys):
-    """Rank of each row among the rows of its group when sorted by ``keys``."""
-    order = torch.argsort(keys)
-    order = order[torch.argsort(group[order], stable=True)]
-    counts = torch.bincount(group)
-    starts = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
-    rank = torch.empty_like(group)
-    rank[order] = torch.arange(len(group)) - starts
-    return rank

@@ -4,13 +4,12 @@ from recbole_coldmeta.data.dataset.cold_start_dataset import (
     ColdStartDataset,
     ColdStartSequentialDataset,
     ColdStartSplitMixin,
-    Role,
 )
 from recbole_coldmeta.data.dataset.cross_domain_dataset import (
     CrossDomainDataset,
-    Phase,
     domain_config,
 )
+from recbole_coldmeta.utils.enums import Phase, Role
 
 __all__ = [
     "ColdStartDataset",

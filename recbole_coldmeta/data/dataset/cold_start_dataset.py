@@ -13,25 +13,17 @@ meta-learners read each interaction's role (:class:`Role`) to build their tasks.
 """
 
 from collections import Counter
-from enum import IntEnum
 
 import numpy as np
 import torch
 from recbole.data.dataset import Dataset, SequentialDataset
 
+from recbole_coldmeta.data.item_features import load_item_modalities
+from recbole_coldmeta.data.user_rows import UserRows
+from recbole_coldmeta.meta import rank_within
 from recbole_coldmeta.utils import ConfigError, DataError
-
-
-class Role(IntEnum):
-    """What one interaction is in the cold-start protocol."""
-
-    META_TRAIN = 0
-    VALID_SUPPORT = 1
-    TEST_SUPPORT = 2
-    VALID_QUERY = 3
-    TEST_QUERY = 4
-    UNUSED = 5
-
+from recbole_coldmeta.utils.enums import Role
+from recbole_coldmeta.utils.streams import seeded_generator
 
 #: Roles that RecBole's train split holds, and the roles of its valid and test splits.
 SPLIT_ROLES = (
@@ -44,12 +36,6 @@ USER_SPLITS = ("random", "time", "field", "time_states")
 #: The states ``user_split: time_states`` derives from ``split_time`` (MeLU's names).
 TIME_STATES = ("warm_up", "user_cold_testing", "item_cold_testing", "user_and_item_cold_testing")
 TIME_STATES_QUANTILE = 0.8
-
-
-def seeded_generator(config, offset):
-    """A ``torch.Generator`` seeded with ``seed + offset``: each random draw of a split has its
-    own offset, so draws never depend on one another's order."""
-    return torch.Generator().manual_seed(int(config["seed"]) + offset)
 
 
 def parse_interval(text, key):
@@ -178,8 +164,19 @@ class ColdStartSplitMixin:
             if not config["train_states"] or config["test_state"] is None:
                 raise ConfigError("user_split=field needs train_states (a list) and test_state.")
 
-    def _generator(self, offset):
-        return seeded_generator(self.config, offset)
+    def _generator(self, stream):
+        return seeded_generator(self.config["seed"], stream)
+
+    def rows_by_user(self, *roles):
+        """The rows of this split part whose role is one of ``roles``, grouped by user
+        (:class:`~recbole_coldmeta.data.user_rows.UserRows`): e.g. ``rows_by_user(Role.META_TRAIN)``
+        on the train part is every meta-training task."""
+        return UserRows.of_roles(self, roles)
+
+    def item_modalities(self, modalities):
+        """``{modality: [N, F]}`` side features of every item that the data provides
+        (:func:`~recbole_coldmeta.data.item_features.load_item_modalities`)."""
+        return load_item_modalities(self.config, self, modalities)
 
     def _time_order(self, users):
         """Row order by (user, time), or (user, file order) without a time field."""
@@ -190,13 +187,10 @@ class ColdStartSplitMixin:
 
     @staticmethod
     def _rank_within(groups, keys):
-        """Rank of each row among the rows of its group, by ``keys`` (ties: row order)."""
-        order = np.lexsort((np.arange(len(groups)), keys, groups))
-        starts = np.r_[0, np.flatnonzero(np.diff(groups[order])) + 1]
-        counts = np.diff(np.r_[starts, len(groups)])
-        rank = np.empty(len(groups), dtype=np.int64)
-        rank[order] = np.arange(len(groups)) - np.repeat(starts, counts)
-        return rank
+        """:func:`~recbole_coldmeta.meta.rank_within` on numpy arrays (ties: row order)."""
+        return rank_within(
+            torch.from_numpy(np.array(groups)), torch.from_numpy(np.array(keys))
+        ).numpy()
 
     def _assign_roles(self):
         """A :class:`Role` for every row of ``inter_feat``."""
@@ -238,7 +232,9 @@ class ColdStartSplitMixin:
         n_train = int(round(ratio[0] * n_users))
         n_valid = int(round(ratio[1] * n_users))
         if self.config["user_split"] == "random":
-            ranked = unique_users[torch.randperm(n_users, generator=self._generator(0)).numpy()]
+            ranked = unique_users[
+                torch.randperm(n_users, generator=self._generator("user_split")).numpy()
+            ]
         else:
             first = self._first_times(users)[unique_users]
             ranked = unique_users[np.lexsort((unique_users, first))]
@@ -324,7 +320,7 @@ class ColdStartSplitMixin:
                 f"{len(candidates)} train-state "
                 f"users that are not test users, user_split_ratio={ratio} keeps none."
             )
-        perm = torch.randperm(len(candidates), generator=self._generator(0)).numpy()
+        perm = torch.randperm(len(candidates), generator=self._generator("user_split")).numpy()
         roles[train_rows & np.isin(users, candidates[perm[:n_valid]])] = Role.VALID_QUERY
         return roles
 
@@ -347,7 +343,7 @@ class ColdStartSplitMixin:
         task_users = users[task_rows]
         timed = self.time_field in self.inter_feat
         if config["support_mode"] == "random" or not timed:
-            keys = torch.rand(len(task_rows), generator=self._generator(1)).numpy()
+            keys = torch.rand(len(task_rows), generator=self._generator("support_query")).numpy()
         else:
             position = np.empty(len(users), dtype=np.int64)
             position[self._time_order(users)] = np.arange(len(users))

@@ -21,22 +21,17 @@ Split (``build()``), seeded by ``seed``:
 
 import copy
 import os
-from enum import Enum
 
 import torch
 import yaml
 from recbole.data.dataset import Dataset
 
-from recbole_coldmeta.data.dataset.cold_start_dataset import Role, seeded_generator
+from recbole_coldmeta.data.files import check_dataset_files
+from recbole_coldmeta.data.text_encoder import encode_item_texts, missing_text_mask
 from recbole_coldmeta.utils import ConfigError, DataError, properties_dir
-
-
-class Phase(Enum):
-    """Training phases of the cross-domain models, in the order they run."""
-
-    SOURCE_PRETRAIN = "source_pretrain"
-    TARGET_PRETRAIN = "target_pretrain"
-    BRIDGE = "bridge"
+from recbole_coldmeta.utils.config_keys import known_config_keys
+from recbole_coldmeta.utils.enums import Phase, Role
+from recbole_coldmeta.utils.streams import seeded_generator
 
 
 def domain_config(config, block_key="source_domain"):
@@ -50,8 +45,6 @@ def domain_config(config, block_key="source_domain"):
     Raises:
         ConfigError: the block is not a mapping, has no ``dataset`` or holds an unknown key.
     """
-    from recbole_coldmeta.config.configurator import known_config_keys
-
     block = config[block_key]
     if not isinstance(block, dict) or not block.get("dataset"):
         raise ConfigError(
@@ -125,8 +118,6 @@ class CrossDomainDataset(Dataset):
         self._align_users()
 
     def _load_source(self, config):
-        from recbole_coldmeta.data.utils import check_dataset_files
-
         source_config = domain_config(config)
         source_file = os.path.join(source_config["data_path"], f"{source_config['dataset']}.inter")
         target_file = os.path.join(config["data_path"], f"{config['dataset']}.inter")
@@ -166,12 +157,21 @@ class CrossDomainDataset(Dataset):
             f"{self.dataset_name} ({self.user_num - 1} users, {self.item_num - 1} items)"
         )
 
-    def _generator(self, offset):
-        return seeded_generator(self.config, offset)
+    def _generator(self, stream):
+        return seeded_generator(self.config["seed"], stream)
+
+    def source_item_texts(self, text_fields):
+        """Text embeddings of the source domain's items: ``(embeddings [N_s, D], missing
+        [N_s])`` in source item-id order (row 0 = padding, never missing), encoded as
+        :func:`~recbole_coldmeta.data.text_encoder.encode_item_texts` does."""
+        embeddings, texts = encode_item_texts(self.config, self.source, text_fields)
+        missing = torch.as_tensor(missing_text_mask(texts), dtype=torch.bool)
+        missing[0] = False
+        return embeddings, missing
 
     def _user_roles(self):
         overlap = torch.nonzero(self.source_user_of > 0).squeeze(1)
-        overlap = overlap[torch.randperm(len(overlap), generator=self._generator(0))]
+        overlap = overlap[torch.randperm(len(overlap), generator=self._generator("user_split"))]
         n_test = int(round(len(overlap) * self.config["cold_user_ratio"]))
         n_valid = int(round((len(overlap) - n_test) * self.config["valid_user_ratio"]))
         if n_test == 0 or len(overlap) - n_test - n_valid == 0:
@@ -185,10 +185,10 @@ class CrossDomainDataset(Dataset):
         roles[overlap[n_test : n_test + n_valid]] = int(Role.VALID_QUERY)
         return roles
 
-    def _holdout(self, n_rows, offset):
+    def _holdout(self, n_rows, stream):
         """Boolean mask ``[n_rows]``: a random ``pretrain_valid_ratio`` share of the rows."""
         n_held = int(round(n_rows * self.config["pretrain_valid_ratio"]))
-        order = torch.randperm(n_rows, generator=self._generator(offset))
+        order = torch.randperm(n_rows, generator=self._generator(stream))
         held = torch.zeros(n_rows, dtype=torch.bool)
         held[order[:n_held]] = True
         return held
@@ -206,8 +206,8 @@ class CrossDomainDataset(Dataset):
             parts.append(part)
         train, valid, _ = parts
 
-        source_held = self._holdout(len(self.source.inter_feat), offset=1)
-        target_held = self._holdout(len(train.inter_feat), offset=2)
+        source_held = self._holdout(len(self.source.inter_feat), "source_holdout")
+        target_held = self._holdout(len(train.inter_feat), "target_holdout")
         train_users = train.inter_feat[self.uid_field]
         bridge_rows = torch.nonzero(self.source_user_of[train_users] > 0).squeeze(1)
         source_parts = [

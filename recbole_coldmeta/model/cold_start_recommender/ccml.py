@@ -10,10 +10,11 @@ Reference:
 import torch
 import torch.nn.functional as F
 
-from recbole_coldmeta.data.dataset.cold_start_dataset import Role
-from recbole_coldmeta.meta import adapt, batched_call, pad_groups, task_params
+from recbole_coldmeta.meta import adapt, batched_call, task_gradients, task_params
 from recbole_coldmeta.model.cold_start_recommender.melu import MeLU
 from recbole_coldmeta.utils import ConfigError
+from recbole_coldmeta.utils.enums import Role
+from recbole_coldmeta.utils.streams import seeded_generator
 
 CANDIDATE_POOLS = ("profile", "knn_features", "co_interaction", "random")
 TASK_SAMPLINGS = ("collaborative", "similar_only", "random")
@@ -213,11 +214,11 @@ class CCML(MeLU):
         grad_size = sum(
             p.numel() for n, p in self.decision.named_parameters() if n in self.adapted_names
         )
-        generator = torch.Generator().manual_seed(self.seed)
+        generator = seeded_generator(self.seed, "grad_projection")
         dim = config["grad_projection_dim"]
         projection = torch.randn(grad_size, dim, generator=generator) / dim**0.5 if dim else None
         self.register_buffer("grad_projection", projection, persistent=False)
-        self.sample_generator = torch.Generator().manual_seed(self.seed + 3)
+        self.sample_generator = seeded_generator(self.seed, "collaborators")
         self._cache = None
         self._task_item_sets = None
 
@@ -258,12 +259,12 @@ class CCML(MeLU):
             raise ConfigError("n_beneficial and aux_support_size must be >= 1, temperature > 0.")
 
     def _register_tasks(self, dataset):
-        roles = dataset.cold_roles
-        rows = torch.nonzero(roles == Role.META_TRAIN).squeeze(1)
-        users = dataset.inter_feat[self.USER_ID][rows]
-        task_users, group = torch.unique(users, return_inverse=True)
-        index, mask = pad_groups(group, len(task_users))  # [N, L]
-        chosen = rows[index]
+        """The candidate pool: every meta-train task of the train split, read through the data
+        side's index of rows by user, as padded tables ``[N, L]``. It is what the model was
+        meta-trained on, so it stays with the model whatever split it then evaluates."""
+        tasks = dataset.rows_by_user(Role.META_TRAIN)
+        chosen, mask = tasks.padded()  # [N, L]
+        task_users = tasks.users
         self.register_buffer("task_user", task_users, persistent=False)
         self.register_buffer(
             "task_item",
@@ -296,7 +297,7 @@ class CCML(MeLU):
         self.register_buffer(
             "aux_order",
             torch.argsort(
-                torch.rand(mask.shape, generator=torch.Generator().manual_seed(self.seed + 5))
+                torch.rand(mask.shape, generator=seeded_generator(self.seed, "aux_order"))
                 + (~mask) * 2.0,
                 dim=1,
             ),
@@ -319,8 +320,8 @@ class CCML(MeLU):
             start = task_params(self.decision, self.adapted_names, len(users), keep_graph=False)
             x = self.features(users, items).detach()
             losses = self.task_loss(start, x, labels, mask.float())
-            grads = torch.autograd.grad(losses.sum(), [start[n] for n in self.adapted_names])
-        flat = torch.cat([g.reshape(len(users), -1) for g in grads], dim=1)  # [T, G]
+            grads = task_gradients(losses, start)
+        flat = torch.cat([grads[n].reshape(len(users), -1) for n in self.adapted_names], dim=1)
         return flat @ self.grad_projection if self.grad_projection is not None else flat
 
     def _prototypes(self, items, labels, mask):
@@ -351,7 +352,9 @@ class CCML(MeLU):
 
     def _generator(self, training):
         """The training sampler's generator, or a freshly seeded one so evaluation repeats."""
-        return self.sample_generator if training else torch.Generator().manual_seed(self.seed + 4)
+        if training:
+            return self.sample_generator
+        return seeded_generator(self.seed, "collaborators_eval")
 
     def _pool_scores(self, users, items, mask, generator):
         """How close each meta-train task is to each primary task: ``[T, N]`` (higher = closer)."""

@@ -10,9 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recbole_coldmeta.data.dataloader.task_dataloader import sample_negatives
 from recbole_coldmeta.meta import adapt, batched_call, pad_groups, task_params
-from recbole_coldmeta.model.abstract_recommender import ColdStartRecommender
+from recbole_coldmeta.model.abstract_recommender import (
+    ColdStartRecommender,
+    batch_support,
+    support_of,
+)
 from recbole_coldmeta.model.layers import FeatureEmbedder, mlp
 from recbole_coldmeta.utils import ConfigError
 
@@ -27,8 +30,9 @@ class MeLU(ColdStartRecommender):
     Each user is a task. The embeddings are global; the decision layers (the MLP, with its output
     layer) are adapted on the user's support ratings by ``local_steps`` gradient steps of the
     shared inner loop, and the meta-parameters are trained on the query loss after adaptation.
-    At evaluation, ``predict`` and ``full_sort_predict`` adapt each cold user on their support set
-    (looked up from the train split) before scoring, leaving the meta-parameters untouched.
+    At evaluation, ``predict`` and ``full_sort_predict`` adapt each cold user on the support set
+    the batch carries (``support_*`` fields, the same fields as meta-training tasks) before
+    scoring, leaving the meta-parameters untouched.
 
     NOTE: deviations from the paper and the authors' code, each on purpose:
 
@@ -48,7 +52,8 @@ class MeLU(ColdStartRecommender):
       ``task_neg_sample_num`` sampled items per row are negatives, the network outputs a logit
       and the inner and outer losses are binary cross-entropy; evaluated by full ranking
       (``properties/protocol/ranking.yaml``). A cold user adapts on their support positives
-      and a fixed seeded draw of negatives (sampled once, outside their support items).
+      and a fixed seeded draw of negatives outside their support items, which the evaluation
+      batch carries (``support_neg_item``, drawn once by the data side).
     """
 
     task_batches = True
@@ -85,8 +90,6 @@ class MeLU(ColdStartRecommender):
 
         # parameters initialization
         self.apply(self._init_weights)
-        if self.implicit:
-            self._register_support_negatives(config)
 
     def _check_feedback(self, config):
         feedback = config["meta_feedback"]
@@ -107,19 +110,6 @@ class MeLU(ColdStartRecommender):
                 f"--config_files=properties/protocol/ranking.yaml."
             )
         return True
-
-    def _register_support_negatives(self, config):
-        """``support_neg_item`` / ``support_neg_mask`` ``[n_users, S * k]``: each cold user's
-        fixed negatives for adaptation, outside their support items (seeded)."""
-        k = config["task_neg_sample_num"]
-        generator = torch.Generator().manual_seed(int(config["seed"]) + 6)
-        negatives = sample_negatives(
-            self.support_item, self.support_mask, self.support_item.shape[1] * k, self.n_items,
-            generator,
-        )  # fmt: skip
-        self.register_buffer("support_neg_item", negatives, persistent=False)
-        mask = self.support_mask.repeat_interleave(k, dim=1)
-        self.register_buffer("support_neg_mask", mask, persistent=False)
 
     @staticmethod
     def _init_weights(module):
@@ -209,9 +199,11 @@ class MeLU(ColdStartRecommender):
         labels = torch.cat([mask.float(), torch.zeros_like(neg_mask, dtype=torch.float)], dim=1)
         return items, labels, torch.cat([mask, neg_mask], dim=1)
 
+    def _row_fields(self):
+        return ["item", "label", "mask"] + (["neg_item", "neg_mask"] if self.implicit else [])
+
     def _batch_rows(self, interaction, prefix):
-        fields = ["item", "label", "mask"] + (["neg_item", "neg_mask"] if self.implicit else [])
-        return self.task_rows(*(interaction[f"{prefix}_{field}"] for field in fields))
+        return self.task_rows(*(interaction[f"{prefix}_{field}"] for field in self._row_fields()))
 
     def calculate_loss(self, interaction):
         users = interaction[self.USER_ID]
@@ -221,25 +213,18 @@ class MeLU(ColdStartRecommender):
         items, labels, mask = self._batch_rows(interaction, "query")
         return self.task_loss(adapted, featurize(items), labels, mask.float()).mean()
 
-    def _adapt_cold_users(self, users):
-        negatives = (
-            (self.support_neg_item[users], self.support_neg_mask[users]) if self.implicit else ()
-        )
-        rows = self.task_rows(
-            self.support_item[users], self.support_label[users], self.support_mask[users],
-            *negatives,
-        )  # fmt: skip
-        return self.adapt_task(users, *rows, keep_graph=False)
-
     def predict(self, interaction):
-        users, group = torch.unique(interaction[self.USER_ID], return_inverse=True)
-        adapted, featurize = self._adapt_cold_users(users)
+        users, group, *support = support_of(
+            type(self).__name__, interaction, self.USER_ID, self._row_fields()
+        )
+        adapted, featurize = self.adapt_task(users, *self.task_rows(*support), keep_graph=False)
         index, mask = pad_groups(group, len(users))  # [U, Q]
         scores = self.decide(adapted, featurize(interaction[self.ITEM_ID][index]))  # [U, Q]
         return scores[mask][torch.argsort(index[mask])].detach()
 
     def full_sort_predict(self, interaction):
-        users = interaction[self.USER_ID]
-        adapted, featurize = self._adapt_cold_users(users)
+        users = interaction[self.USER_ID]  # [U]: a full-sort batch has one row per user
+        support = batch_support(type(self).__name__, interaction, self._row_fields())
+        adapted, featurize = self.adapt_task(users, *self.task_rows(*support), keep_graph=False)
         items = torch.arange(self.n_items, device=users.device).expand(len(users), -1)
         return self.decide(adapted, featurize(items)).detach().reshape(-1)  # [U * N]

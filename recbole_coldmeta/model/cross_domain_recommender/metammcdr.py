@@ -10,7 +10,6 @@ from logging import getLogger
 import torch
 from torch import nn
 
-from recbole_coldmeta.data.text_encoder import encode_item_texts, missing_text_mask
 from recbole_coldmeta.model.cross_domain_recommender.ptupcdr import PTUPCDR
 from recbole_coldmeta.utils import ConfigError
 
@@ -45,7 +44,7 @@ class MetaMMCDR(PTUPCDR):
             )
         if self.characteristic_input == "id":
             return self.embedding_size
-        embeddings, missing = self._item_text_embeddings(config, dataset.source)
+        embeddings, missing = self._item_text_embeddings(config, dataset)
         if bool(missing.all()):
             raise ConfigError(
                 f"No source item of {dataset.source.dataset_name} has text in the fields "
@@ -59,12 +58,10 @@ class MetaMMCDR(PTUPCDR):
         self.missing_text = nn.Parameter(embeddings[~missing].mean(dim=0))
         return embeddings.shape[1]
 
-    def _item_text_embeddings(self, config, source):
+    def _item_text_embeddings(self, config, dataset):
         """``(embeddings [N_s, D], missing [N_s])`` in source item-id order (row 0 = padding)."""
-        embeddings, texts = encode_item_texts(config, source, config["text_fields"])
-        missing = torch.as_tensor(missing_text_mask(texts), dtype=torch.bool)
-        missing[0] = False
-        n_items, n_missing = len(texts) - 1, int(missing[1:].sum())
+        embeddings, missing = dataset.source_item_texts(config["text_fields"])
+        n_items, n_missing = len(missing) - 1, int(missing[1:].sum())
         getLogger().info(
             f"MetaMMCDR: text embeddings ({embeddings.shape[1]}-d, {config['text_pooling']} "
             f"pooling, {config['text_encoder']}) for {n_items - n_missing} of {n_items} source "

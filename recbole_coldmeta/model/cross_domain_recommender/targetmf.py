@@ -7,9 +7,9 @@ https://github.com/easezyc/WSDM2022-PTUPCDR.
 
 import torch
 
-from recbole_coldmeta.data.dataset import Phase
 from recbole_coldmeta.model.abstract_recommender import CrossDomainRecommender
 from recbole_coldmeta.utils import ConfigError
+from recbole_coldmeta.utils.enums import Phase
 
 COLD_USER_FALLBACKS = ("embedding", "global_mean", "item_mean")
 

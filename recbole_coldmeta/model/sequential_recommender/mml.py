@@ -5,7 +5,6 @@ Recommendation." in CIKM 2022 (doi:10.1145/3511808.3557101); code: https://githu
 """
 
 import math
-from enum import Enum
 from logging import getLogger
 
 import torch
@@ -16,19 +15,12 @@ from recbole.utils import InputType
 from torch import nn
 
 from recbole_coldmeta.meta import adapt, batched_call, pad_groups, task_params
-from recbole_coldmeta.model.abstract_recommender import parse_phase_plan, support_rows
-from recbole_coldmeta.utils import ConfigError, DataError
+from recbole_coldmeta.model.abstract_recommender import parse_phase_plan, support_of
+from recbole_coldmeta.utils import ConfigError
+from recbole_coldmeta.utils.enums import Phase
 
 MODALITIES = ("id", "text", "image")
 FUSIONS = ("adaptive", "fixed")
-
-
-class Stage(Enum):
-    """MML's training stages, in the order they run."""
-
-    LEARNERS = "learners"
-    GENERATOR = "generator"
-    FUSION = "fusion"
 
 
 class ModalityLearner(nn.Module):
@@ -177,7 +169,7 @@ class MML(SequentialRecommender):
     protocols = ("sequential_cold",)
     task_batches = True
     trainer = "PhasedTrainer"
-    phases = (Stage.LEARNERS, Stage.GENERATOR, Stage.FUSION)
+    phases = (Phase.LEARNERS, Phase.GENERATOR, Phase.FUSION)
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -218,7 +210,7 @@ class MML(SequentialRecommender):
             getLogger().warning(
                 "MML: no item features, so no item embedding generator: its stage is skipped."
             )
-            self.phase_plan = [(p, s) for p, s in self.phase_plan if p != Stage.GENERATOR]
+            self.phase_plan = [(p, s) for p, s in self.phase_plan if p != Phase.GENERATOR]
             self.phase = self.phase_plan[-1][0]
         hidden = config["hidden_size"]
         self.fusion_layer = nn.Sequential(
@@ -228,7 +220,6 @@ class MML(SequentialRecommender):
             nn.Linear(hidden, len(self.modalities)),
         )
         self.temperature = nn.Parameter(torch.tensor(float(config["fusion_temperature"])))
-        self._register_support(dataset)
 
     @staticmethod
     def _local_update(value, modalities):
@@ -246,98 +237,45 @@ class MML(SequentialRecommender):
 
     @staticmethod
     def enabled_stages(config):
-        stages = [Stage.LEARNERS]
+        stages = [Phase.LEARNERS]
         if config["item_generator"]:
-            stages.append(Stage.GENERATOR)
+            stages.append(Phase.GENERATOR)
         if config["fusion"] == "adaptive":
-            stages.append(Stage.FUSION)
+            stages.append(Phase.FUSION)
         return tuple(stages)
 
     def modality_features(self, config, dataset):
-        """``{modality: features [N, F]}`` for the configured side modalities the data has."""
-        from recbole_coldmeta.data.item_features import available_modalities, load_item_features
-
+        """``{modality: features [N, F]}`` for the configured side modalities the data has
+        (read by the dataset: ``dataset.item_modalities``)."""
         wanted = config["modalities"]
         unknown = sorted(set(wanted) - set(MODALITIES))
         if unknown or "id" not in wanted:
             raise ConfigError(
                 f"modalities={wanted} must include 'id' and use only {', '.join(MODALITIES)}."
             )
-        tokens = dataset.field2id_token[self.ITEM_ID]
-        on_disk = available_modalities(dataset.dataset_path, dataset.dataset_name)
-        features = {}
-        for name in [m for m in wanted if m != "id"]:
-            if name in on_disk:
-                values, missing = load_item_features(
-                    dataset.dataset_path, dataset.dataset_name, name, tokens, missing="zero"
-                )
-                if bool(missing[1:].any()):
-                    getLogger().info(
-                        f"MML: {int(missing[1:].sum())} items have no {name} features (zeros)."
-                    )
-                features[name] = values
-            elif name == "text":
-                values = self._encode_item_texts(config, dataset)
-                if values is not None:
-                    features[name] = values
-            else:
-                self._drop_modality(config, name, "the dataset has no feature file for it")
-        return features
-
-    def _encode_item_texts(self, config, dataset):
-        from recbole_coldmeta.data.text_encoder import encode_item_texts
-
-        if not config["item_text_fields"]:
-            self._drop_modality(config, "text", "no feature file and no item_text_fields set")
-            return None
-        try:
-            return encode_item_texts(config, dataset, config["item_text_fields"])[0]
-        except (ConfigError, DataError) as error:
-            self._drop_modality(config, "text", str(error))
-            return None
-
-    @staticmethod
-    def _drop_modality(config, name, reason):
-        if config["strict_modalities"]:
-            raise ConfigError(f"MML modality '{name}' is not available: {reason}")
-        getLogger().warning(f"MML: modality '{name}' is dropped: {reason}")
-
-    def _register_support(self, dataset):
-        """Buffers of every cold user's support rows: ``[n_users, S, L]`` sequences,
-        ``[n_users, S]`` lengths, targets and mask."""
         if getattr(dataset, "cold_roles", None) is None:
             raise ConfigError("MML needs the cold-start split: set cold_start_split: True.")
-        chosen, mask = support_rows(dataset, self.USER_ID, dataset.user_num)
-        inter = dataset.inter_feat
-        sequences = torch.where(mask.unsqueeze(-1), inter[self.ITEM_SEQ][chosen], 0)
-        self.register_buffer("support_seq", sequences, persistent=False)
-        self.register_buffer(
-            "support_len", torch.where(mask, inter[self.ITEM_SEQ_LEN][chosen], 1), persistent=False
-        )
-        self.register_buffer(
-            "support_target", torch.where(mask, inter[self.ITEM_ID][chosen], 0), persistent=False
-        )
-        self.register_buffer("support_mask", mask, persistent=False)
+        return dataset.item_modalities([m for m in wanted if m != "id"])
 
     def set_phase(self, phase):
         self.phase = phase
 
     def phase_parameters(self, phase):
-        if phase == Stage.LEARNERS:
+        if phase == Phase.LEARNERS:
             return list(self.learners.parameters())
-        if phase == Stage.GENERATOR:
+        if phase == Phase.GENERATOR:
             return list(self.generator.parameters())
         return [*self.fusion_layer.parameters(), self.temperature]
 
     def _stage_reached(self, stage):
-        order = list(Stage)
+        order = list(type(self).phases)
         return order.index(self.phase) >= order.index(stage)
 
     def item_tables(self):
         """``{modality: [N, D]}``; cold items take generated ID embeddings once the generator
         stage is reached."""
         tables = {name: learner.item_vectors() for name, learner in self.learners.items()}
-        if self.generator is not None and self._stage_reached(Stage.GENERATOR):
+        if self.generator is not None and self._stage_reached(Phase.GENERATOR):
             frozen = tables["id"].detach()
             cold = torch.nonzero(self.cold_item).squeeze(1)
             generated = self.generator(cold, frozen)
@@ -385,7 +323,7 @@ class MML(SequentialRecommender):
         """Per-user weights ``[*B, M]`` over the learners (rows sum to 1): learned once the fusion
         stage is reached, equal before it and with ``fusion: fixed``."""
         first = vectors[self.modalities[0]]
-        if self.fusion == "adaptive" and self._stage_reached(Stage.FUSION):
+        if self.fusion == "adaptive" and self._stage_reached(Phase.FUSION):
             joined = torch.cat([vectors[name] for name in self.modalities], dim=-1)
             return torch.softmax(self.fusion_layer(joined), dim=-1)
         shape = (*first.shape[:-1], len(self.modalities))
@@ -403,7 +341,7 @@ class MML(SequentialRecommender):
         return self.temperature * (scores * weights).sum(dim=-1)
 
     def calculate_loss(self, interaction):
-        if self.phase == Stage.GENERATOR:
+        if self.phase == Phase.GENERATOR:
             return self.generator_loss()
         support = (
             interaction[f"support_{self.ITEM_SEQ}"],
@@ -413,7 +351,7 @@ class MML(SequentialRecommender):
         )
         query = (interaction[f"query_{self.ITEM_SEQ}"], interaction[f"query_{self.ITEM_SEQ_LEN}"])
         query_target, query_mask = interaction["query_item"], interaction["query_mask"].float()
-        training_learners = self.phase == Stage.LEARNERS
+        training_learners = self.phase == Phase.LEARNERS
         tables = self.item_tables()
         vectors = self._adapted_user_vectors(tables, support, query, keep_graph=training_learners)
         if training_learners:
@@ -440,14 +378,9 @@ class MML(SequentialRecommender):
     def _cold_user_logits(self, interaction):
         """Scores ``[B, N]`` of evaluation rows: each user of the batch adapts once, on their
         support rows, and scores all of their rows."""
-        users, position = torch.unique(interaction[self.USER_ID], return_inverse=True)
+        fields = [self.ITEM_SEQ, self.ITEM_SEQ_LEN, "item", "mask"]
+        users, position, *support = support_of("MML", interaction, self.USER_ID, fields)
         rows, mask = pad_groups(position, len(users))  # [U, Q]: each user's rows of the batch
-        support = (
-            self.support_seq[users],
-            self.support_len[users],
-            self.support_target[users],
-            self.support_mask[users],
-        )
         query = (
             interaction[self.ITEM_SEQ][rows],  # [U, Q, L]
             torch.where(mask, interaction[self.ITEM_SEQ_LEN][rows], 1),  # [U, Q]

@@ -22,7 +22,8 @@ from recbole_coldmeta.quick_start.hyper.report import (
     write_output_file,
     write_trials_csv,
 )
-from recbole_coldmeta.utils import ConfigError, get_model
+from recbole_coldmeta.registry import get_model
+from recbole_coldmeta.utils import ConfigError
 
 ALGOS = ("exhaustive", "random", "bayes")
 TOOLS = ("Hyperopt", "Ray")

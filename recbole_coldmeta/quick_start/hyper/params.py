@@ -7,11 +7,12 @@ import os
 from dataclasses import dataclass
 from logging import getLogger
 
-from recbole_coldmeta.config.configurator import known_config_keys, parse_cmd_overrides
+from recbole_coldmeta.config.configurator import parse_cmd_overrides
 from recbole_coldmeta.data.dataloader.task_dataloader import MetaTaskDataLoader
 from recbole_coldmeta.data.dataset.cold_start_dataset import ColdStartSplitMixin
 from recbole_coldmeta.data.dataset.cross_domain_dataset import CrossDomainDataset
 from recbole_coldmeta.utils import ConfigError, properties_dir
+from recbole_coldmeta.utils.config_keys import known_config_keys
 
 #: Search types of RecBole's params files and the number of comma-separated bounds they take.
 BOUNDED_TYPES = {"uniform": 2, "loguniform": 2, "quniform": 3}

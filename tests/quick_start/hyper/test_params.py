@@ -9,7 +9,6 @@ import pytest
 import recbole_coldmeta.data.dataset.cold_start_dataset as cold_start_dataset
 import recbole_coldmeta.data.dataset.cross_domain_dataset as cross_domain_dataset
 from recbole_coldmeta.config import Config
-from recbole_coldmeta.config.configurator import ENTRY_POINT_KEYS, known_config_keys
 from recbole_coldmeta.quick_start.hyper import (
     RUN_SPLIT_KEYS,
     SELECTION_KEYS,
@@ -22,6 +21,7 @@ from recbole_coldmeta.quick_start.hyper import (
     run_hyper,
 )
 from recbole_coldmeta.utils import ConfigError
+from recbole_coldmeta.utils.config_keys import ENTRY_POINT_KEYS, known_config_keys
 
 #: The frozen keys as the tuner listed them by hand before the split classes declared theirs.
 HAND_KEPT_FROZEN_KEYS = {
