@@ -115,3 +115,25 @@ def late_data_path(tiny_data_path, tmp_path_factory):
         lines.append("\t".join([user, item, rating, str(float(time) + 2e7 * late)]))
     (folder / "late" / "late.inter").write_text("\n".join(lines) + "\n")
     return str(folder)
+
+
+@pytest.fixture
+def sequential_cold_config(tiny_config, tmp_path):
+    """config_dict for a fast sequential cold-start run (MML's protocol) on ``tiny``: small
+    layers, a tiny random text encoder, one epoch per training phase."""
+    return {
+        **tiny_config,
+        "hidden_size": 16,
+        "n_layers": 1,
+        "inner_size": 32,
+        "MAX_ITEM_LIST_LENGTH": 10,
+        "task_batch_size": 16,
+        "text_encoder": "tiny-random-bert",
+        "text_cache_dir": str(tmp_path / "text_cache"),
+        "item_text_fields": ["movie_title"],
+        "train_phases": [
+            {"phase": "learners", "epochs": 1},
+            {"phase": "generator", "epochs": 1},
+            {"phase": "fusion", "epochs": 1},
+        ],
+    }

@@ -87,10 +87,19 @@ def support_of(model_name, interaction, user_field, fields):
 class StatisticRecommender(ColdStartRecommender):
     """Base of closed-form rating baselines: statistics of the train split, no gradient training.
 
-    Subclasses implement ``score(users, items)`` on broadcastable id tensors. The train split
-    holds every meta-train interaction and the support interactions of valid/test users, so a
-    cold user's statistics come from their support set only.
+    Subclasses implement ``score(users, items)`` on broadcastable id tensors and, if they have a
+    setting to choose on validation data, ``candidate_settings()`` and ``fit_setting(setting)``;
+    :class:`~recbole_coldmeta.trainer.StatisticTrainer` fits each candidate and keeps the best,
+    without iterating the train loader. The train split holds every meta-train interaction and
+    the support interactions of valid/test users, so a cold user's statistics come from their
+    support set only.
+
+    NOTE: ``fake_loss`` (RecBole's ``Pop`` has one too) is the only parameter: it gives RecBole's
+    trainer a non-empty parameter list for its optimizer; ``calculate_loss`` is never called by
+    ``StatisticTrainer``.
     """
+
+    trainer = "StatisticTrainer"
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -106,6 +115,14 @@ class StatisticRecommender(ColdStartRecommender):
         total = torch.zeros(size, device=values.device).index_add_(0, ids, values)
         count = torch.zeros(size, device=values.device).index_add_(0, ids, torch.ones_like(values))
         return total / (count + shrinkage).clamp(min=1e-12), count
+
+    def candidate_settings(self):
+        """The settings (dicts of hyper-parameter values) the trainer tries, in order; one, with
+        nothing to set, for a model without hyper-parameters."""
+        return [{}]
+
+    def fit_setting(self, setting):
+        """Compute the closed form for ``setting``; the means are computed in ``__init__``."""
 
     def calculate_loss(self, interaction):
         return self.fake_loss.sum()

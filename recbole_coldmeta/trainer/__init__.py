@@ -2,6 +2,7 @@ from recbole_coldmeta.trainer.trainer import (
     ColdMetaTrainer,
     ColdMetaTrainerMixin,
     PhasedTrainer,
+    StatisticTrainer,
     load_own_checkpoint,
     with_compat,
 )
@@ -10,6 +11,7 @@ __all__ = [
     "ColdMetaTrainer",
     "ColdMetaTrainerMixin",
     "PhasedTrainer",
+    "StatisticTrainer",
     "load_own_checkpoint",
     "with_compat",
 ]

@@ -12,6 +12,7 @@ import uuid
 
 import torch
 from recbole.trainer import Trainer
+from recbole.utils import dict2str, early_stopping, set_color
 from torch.nn.parallel import DistributedDataParallel
 
 from recbole_coldmeta.data import build_dataloaders
@@ -179,3 +180,52 @@ class PhaseTrainer(ColdMetaTrainer):
     def _build_optimizer(self, **kwargs):
         kwargs.setdefault("params", self.trained_parameters)
         return super()._build_optimizer(**kwargs)
+
+
+class StatisticTrainer(ColdMetaTrainer):
+    """Fits a closed-form model once per candidate setting and keeps the best on validation.
+
+    For each of ``model.candidate_settings()``, in order: ``model.fit_setting(setting)``, one
+    evaluation on ``valid_data`` (RecBole's ``_valid_epoch``) and RecBole's ``early_stopping``
+    rule, with ``valid_metric_bigger``, to decide whether it is the best so far (a later setting
+    that ties the best replaces it, as a later epoch does in RecBole's ``fit``). The best is saved
+    as RecBole saves an epoch (``_save_checkpoint``, the setting's position as the epoch), so
+    ``evaluate(load_best_model=True)`` reloads it, and is fitted again at the end, so the model
+    in memory is the selected one too. Returns ``(best_valid_score, best_valid_result)`` as
+    RecBole's ``fit`` does.
+
+    NOTE: the train loader is never iterated: the models read their statistics from the train
+    dataset when they are built, so RecBole's epochs over it (a fake loss) would only cost time.
+    Every setting is tried (no early stop); without ``valid_data`` the first one is kept.
+    """
+
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False,
+            callback_fn=None):  # fmt: skip
+        self.eval_collector.data_collect(train_data)
+        settings = self.model.candidate_settings()
+        best = settings[0]
+        if not valid_data:  # nothing to select on
+            self.model.fit_setting(best)
+            if saved:
+                self._save_checkpoint(0, verbose=verbose)
+            return self.best_valid_score, self.best_valid_result
+        for position, setting in enumerate(settings):
+            self.model.fit_setting(setting)
+            score, result = self._valid_epoch(valid_data, show_progress=show_progress)
+            self.best_valid_score, _, _, update = early_stopping(
+                score, self.best_valid_score, 0, len(settings), self.valid_metric_bigger
+            )
+            if verbose:
+                self.logger.info(
+                    set_color(f"setting {setting}", "green")
+                    + f" [valid_score: {score:f}]: "
+                    + dict2str(result)
+                )
+            if update:
+                best, self.best_valid_result = setting, result
+                if saved:
+                    self._save_checkpoint(position, verbose=verbose)
+            if callback_fn:
+                callback_fn(position, score)
+        self.model.fit_setting(best)
+        return self.best_valid_score, self.best_valid_result

@@ -215,6 +215,16 @@ COUPLINGS = (
         signature="(self, train_data, epoch_idx, loss_func=None, show_progress=False)",
     ),
     Coupling(
+        _TRAINER, "_valid_epoch", Kind.CALL, (_OUR_TRAINER,),
+        "StatisticTrainer: one validation evaluation per candidate setting",
+        signature="(self, valid_data, show_progress=False)",
+    ),
+    Coupling(
+        _TRAINER, "_save_checkpoint", Kind.CALL, (_OUR_TRAINER,),
+        "StatisticTrainer: the selected setting is saved as RecBole saves its best epoch",
+        signature="(self, epoch, verbose=True, **kwargs)",
+    ),
+    Coupling(
         _TRAINER, "_build_optimizer", Kind.OVERRIDE, (_OUR_TRAINER,),
         "PhaseTrainer: RecBole's own __init__ builds the optimizer over the phase's parameters",
         signature="(self, **kwargs)",

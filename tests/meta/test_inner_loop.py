@@ -1,6 +1,8 @@
 """Property tests of the shared inner loop (learn2learn-style behaviour tests)."""
 
 import copy
+import gc
+import sys
 
 import torch
 from torch import nn
@@ -121,21 +123,59 @@ def test_per_parameter_and_tensor_learning_rates():
     assert lr_grad != 0
 
 
-def test_memory_is_flat_across_iterations():
+def live_tensor_bytes():
+    """Bytes of the distinct storages of every tensor the garbage collector can reach."""
+    gc.collect()
+    storages = {}
+    for obj in gc.get_objects():
+        if issubclass(type(obj), torch.Tensor):  # not isinstance: it reads __class__ of proxies
+            storage = obj.untyped_storage()
+            storages[storage.data_ptr()] = storage.nbytes()
+    return sum(storages.values())
+
+
+def memory_growth(iterations=50):
+    """Growth of :func:`live_tensor_bytes` over ``iterations`` meta-training steps (adapt, query
+    loss, backward, optimizer step) of a small network, after one warm-up step."""
     net, x, y = _tiny_regression()
     names = [name for name, _ in net.named_parameters()]
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
-    sizes = []
-    for _ in range(5):
+
+    def step():
         adapted = adapt(task_params(net, names, T), _support_loss(net, x, y), 2, 0.1)
-        loss = _support_loss(net, x, y)(adapted).mean()
         optimizer.zero_grad()
-        loss.backward()
+        _support_loss(net, x, y)(adapted).mean().backward()
         optimizer.step()
-        sizes.append(sum(p.numel() for p in net.parameters()))
-        del adapted, loss
-    assert len(set(sizes)) == 1
+
+    step()  # creates the .grad tensors
+    before = live_tensor_bytes()
+    for _ in range(iterations):
+        step()
     assert all(p.grad is not None and p.grad.grad_fn is None for p in net.parameters())
+    return live_tensor_bytes() - before
+
+
+#: Bytes of growth allowed over the 50 steps: less than one step's adapted parameters leaked
+#: (T = 4 tasks x 26 floats = 416 bytes).
+MEMORY_BOUND = 256
+
+
+def test_memory_is_flat_across_iterations():
+    assert memory_growth() < MEMORY_BOUND
+
+
+def test_memory_measure_detects_a_leaking_adapt(monkeypatch):
+    kept = []
+
+    def leaking_adapt(*args, **kwargs):
+        adapted = adapt_without_leak(*args, **kwargs)
+        kept.append(adapted)
+        return adapted
+
+    adapt_without_leak = adapt
+    monkeypatch.setattr(sys.modules[__name__], "adapt", leaking_adapt)
+    assert memory_growth() > MEMORY_BOUND
+    assert len(kept) == 51
 
 
 def test_pad_groups():

@@ -1,4 +1,5 @@
-"""The simple rating baselines: closed forms checked against direct computation."""
+"""The simple rating baselines: closed forms checked against direct computation, and
+StatisticTrainer's selection of a setting on validation data."""
 
 import pytest
 import torch
@@ -6,8 +7,38 @@ import torch
 from recbole_coldmeta.data import create_dataset, data_preparation
 from recbole_coldmeta.data.dataset import Role
 from recbole_coldmeta.quick_start import build_config, run_coldmeta
-from recbole_coldmeta.registry import get_model
+from recbole_coldmeta.quick_start.quick_start import build_model_and_trainer
+from recbole_coldmeta.registry import get_model, get_trainer
+from recbole_coldmeta.trainer import StatisticTrainer, load_own_checkpoint
 from recbole_coldmeta.utils import ConfigError
+
+BASELINES = ["GlobalMean", "ItemMean", "UserMean", "UserItemBias"]
+
+#: test metrics on ``tiny`` (seed 2020) of the trainer these models had before StatisticTrainer
+#: (RecBole's fit over the train loader, one shrinkage value per epoch, epochs: 11).
+BEFORE = {
+    "GlobalMean": {"mae": 1.0674, "rmse": 1.251, "query_ndcg@1": 0.7361},
+    "ItemMean": {"mae": 0.9518, "rmse": 1.1263, "query_ndcg@1": 0.8667},
+    "UserMean": {"mae": 0.9517, "rmse": 1.1274, "query_ndcg@1": 0.7361},
+    "UserItemBias": {"mae": 0.8092, "rmse": 0.9807, "query_ndcg@1": 0.8667},
+}
+
+
+class UnreadableLoader:
+    """A train loader that fails when iterated (its dataset stays readable)."""
+
+    def __init__(self, loader):
+        self.dataset = loader.dataset
+
+    def __iter__(self):
+        raise AssertionError("StatisticTrainer iterated the train loader")
+
+
+def _trainer(name, tiny_config, **overrides):
+    config = build_config(name, "tiny", config_dict={**tiny_config, **overrides})
+    train_data, valid_data, test_data = data_preparation(config, create_dataset(config))
+    model, trainer = build_model_and_trainer(config, train_data.dataset)
+    return model, trainer, (train_data, valid_data, test_data)
 
 
 def _model(name, tiny_config, **overrides):
@@ -38,26 +69,50 @@ def test_item_mean_falls_back_to_global_mean(tiny_config):
 
 def test_user_item_bias_zero_shrinkage_fits_item_means(tiny_config):
     model, train, _ = _model("UserItemBias", tiny_config)
-    model.on_epoch_start(0)  # shrinkage 0
+    model.fit_setting({"shrinkage": 0})
     item = int(train.inter_feat["item_id"][0])
     rows = train.inter_feat["item_id"] == item
     expected = train.inter_feat["rating"][rows].mean() - model.global_mean
     assert torch.isclose(model.item_bias[item], expected, atol=1e-5)
     unshrunk = model.item_bias.clone()
-    model.on_epoch_start(10)  # shrinkage 100 pulls every bias towards 0
+    model.fit_setting({"shrinkage": 100})  # pulls every bias towards 0
     assert model.shrinkage == 100
     assert torch.all(model.item_bias.abs() <= unshrunk.abs() + 1e-6)
     assert model.item_bias.abs().sum() < unshrunk.abs().sum()
 
 
-def test_user_item_bias_selects_shrinkage_on_validation(tiny_config):
-    result = run_coldmeta("UserItemBias", "tiny", config_dict={**tiny_config, "epochs": 11})
-    assert (
-        result["valid_result"]["mae"]
-        <= run_coldmeta("UserItemBias", "tiny", config_dict={**tiny_config, "epochs": 1})[
-            "valid_result"
-        ]["mae"]
+@pytest.mark.parametrize("name", BASELINES)
+def test_statistic_trainer_never_reads_the_train_loader(name, tiny_config):
+    assert get_trainer(None, name) is StatisticTrainer
+    _, trainer, (train_data, valid_data, _) = _trainer(name, tiny_config)
+    score, result = trainer.fit(UnreadableLoader(train_data), valid_data, show_progress=False)
+    assert result is not None and score == result["mae"]
+
+
+def test_user_item_bias_keeps_the_shrinkage_best_on_validation(tiny_config):
+    model, trainer, (train_data, valid_data, test_data) = _trainer("UserItemBias", tiny_config)
+    by_hand = []
+    for setting in model.candidate_settings():
+        model.fit_setting(setting)
+        valid = trainer.evaluate(valid_data, load_best_model=False)
+        by_hand.append((valid["mae"], trainer.evaluate(test_data, load_best_model=False)))
+    best = min(range(len(by_hand)), key=lambda p: (by_hand[p][0], -p))  # a later tie wins
+    assert len({mae for mae, _ in by_hand}) > 1  # the grid matters on this data
+
+    score, result = trainer.fit(train_data, valid_data)
+    assert score == result["mae"] == by_hand[best][0]
+    assert model.shrinkage == model.shrinkage_grid[best]  # the selected fit stays in memory
+    model.fit_setting({"shrinkage": 1e6})
+    assert trainer.evaluate(test_data, load_best_model=True) == by_hand[best][1]
+    assert model.shrinkage == model.shrinkage_grid[best]  # reloaded from the checkpoint
+
+
+def test_a_tie_on_validation_keeps_the_later_setting_as_recbole_does(tiny_config):
+    _, trainer, (train_data, valid_data, _) = _trainer(
+        "UserItemBias", tiny_config, shrinkage_grid=[7, 7]
     )
+    trainer.fit(train_data, valid_data)
+    assert load_own_checkpoint(trainer.saved_model_file, "cpu")["epoch"] == 1
 
 
 def test_user_item_bias_rejects_negative_shrinkage(tiny_config):
@@ -65,11 +120,10 @@ def test_user_item_bias_rejects_negative_shrinkage(tiny_config):
         _model("UserItemBias", tiny_config, shrinkage_grid=[-1])
 
 
-@pytest.mark.parametrize("name", ["GlobalMean", "ItemMean", "UserMean", "UserItemBias"])
-def test_baseline_runs_and_reports_rating_metrics(name, tiny_config):
-    overrides = {} if name != "UserItemBias" else {"epochs": 11}
-    result = run_coldmeta(name, "tiny", config_dict={**tiny_config, **overrides})
+@pytest.mark.parametrize("name", BASELINES)
+def test_baseline_runs_and_gives_the_numbers_of_the_former_trainer(name, tiny_config):
+    result = run_coldmeta(name, "tiny", config_dict=tiny_config)
     assert {"mae", "rmse", "query_ndcg@1", "query_ndcg@3", "query_ndcg@5"} == set(
         result["test_result"]
     )
-    assert 0.3 < result["test_result"]["mae"] < 2.0
+    assert {key: result["test_result"][key] for key in BEFORE[name]} == BEFORE[name]

@@ -19,10 +19,9 @@ class UserItemBias(StatisticRecommender):
     ``b_i = Σ_u (r_ui - μ) / (λ + n_i)`` over the train split, then
     ``b_u = Σ_i (r_ui - μ - b_i) / (λ + n_u)`` — for a cold user, over their support set.
 
-    NOTE: the shrinkage ``λ`` is chosen on validation data through RecBole's own model selection:
-    epoch ``e`` uses ``shrinkage_grid[e]``, the trainer evaluates it on the valid split and keeps
-    the best checkpoint; ``epochs`` should be the grid's length (the model YAML sets it). One
-    ``λ`` serves both biases.
+    NOTE: the shrinkage ``λ`` is chosen on validation data: ``StatisticTrainer`` fits the biases
+    for each value of ``shrinkage_grid`` in turn, evaluates them on the valid split and keeps the
+    best (RecBole's selection rule). One ``λ`` serves both biases.
     """
 
     def __init__(self, config, dataset):
@@ -30,18 +29,17 @@ class UserItemBias(StatisticRecommender):
         self.shrinkage_grid = config["shrinkage_grid"]
         if not self.shrinkage_grid or min(self.shrinkage_grid) < 0:
             raise ConfigError("shrinkage_grid must be a non-empty list of non-negative numbers.")
-        if config["epochs"] < len(self.shrinkage_grid):
-            self.logger.warning(
-                f"UserItemBias tries one shrinkage per epoch: with epochs={config['epochs']} only "
-                f"{self.shrinkage_grid[: config['epochs']]} of shrinkage_grid are tried."
-            )
         self.register_buffer("shrinkage", torch.tensor(float(self.shrinkage_grid[0])))
         self.register_buffer("item_bias", torch.zeros(self.n_items))
         self.register_buffer("user_bias", torch.zeros(self.n_users))
-        self.on_epoch_start(0)
+        self.fit_setting({"shrinkage": self.shrinkage_grid[0]})
 
-    def on_epoch_start(self, epoch):
-        self.shrinkage.fill_(float(self.shrinkage_grid[epoch % len(self.shrinkage_grid)]))
+    def candidate_settings(self):
+        return [{"shrinkage": value} for value in self.shrinkage_grid]
+
+    def fit_setting(self, setting):
+        """Fit both biases with ``setting["shrinkage"]`` (a value of ``shrinkage_grid``)."""
+        self.shrinkage.fill_(float(setting["shrinkage"]))
         residual = self.train_label - self.global_mean
         item_bias, _ = self.grouped_mean(self.train_item, residual, self.n_items, self.shrinkage)
         residual = residual - item_bias[self.train_item]
