@@ -151,3 +151,13 @@ def test_the_checks_can_fail():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
     assert layer(f"{PACKAGE}.utils.enums") < layer(f"{PACKAGE}.model.layers")
+
+
+#: The most lines a module of the package may have (one file, one job).
+MAX_MODULE_LINES = 450
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_no_module_is_a_grab_bag(name):
+    lines = len(MODULES[name].read_text(encoding="utf-8").splitlines())
+    assert lines <= MAX_MODULE_LINES, f"{name} has {lines} lines: split it by job"

@@ -7,11 +7,7 @@ import torch
 
 from recbole_coldmeta.data import create_dataset, data_preparation
 from recbole_coldmeta.meta import adapt, task_params
-from recbole_coldmeta.model.cold_start_recommender.ccml import (
-    info_nce,
-    propagate_task_graphs,
-    prototype_scores,
-)
+from recbole_coldmeta.model.task_layers import info_nce, propagate_task_graphs, prototype_scores
 from recbole_coldmeta.quick_start import build_config, run_coldmeta
 from recbole_coldmeta.registry import get_model
 from recbole_coldmeta.utils import ConfigError
@@ -45,7 +41,7 @@ def test_similar_negative_and_beneficial_tasks_on_a_constructed_case(tiny_config
     model, train_data, _ = _setup(
         tiny_config, task_sampling="similar_only", candidate_pool="random", pool_size=41
     )
-    n = len(model.task_user)
+    n = len(model.pool.user)
     angles = torch.linspace(0, math.pi, n)  # task k's gradient is at angle k: cosine falls with k
     task_grads = torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
     prototypes = torch.zeros(n, len(model.rating_levels), 4)
@@ -55,9 +51,9 @@ def test_similar_negative_and_beneficial_tasks_on_a_constructed_case(tiny_config
         "_support_gradients",
         lambda users, *a: torch.tensor([[1.0, 0.0]]).repeat(len(users), 1),
     )
-    users = model.task_user[-1:]  # the primary is the last task, excluded from its own pool
+    users = model.pool.user[-1:]  # the primary is the last task, excluded from its own pool
     beneficial, negatives = model.collaborators(
-        users, *[model.task_item[-1:], model.task_label[-1:], model.task_mask[-1:]]
+        users, *[model.pool.item[-1:], model.pool.label[-1:], model.pool.mask[-1:]]
     )
     assert beneficial[0].tolist() == [0, 1, 2]
     assert sorted(negatives[0].tolist()) == list(range(n - 11, n - 1))

@@ -10,7 +10,8 @@ import torch
 from recbole_coldmeta.config import Config
 from recbole_coldmeta.data import create_dataset, data_preparation
 from recbole_coldmeta.data.item_features import write_item_features
-from recbole_coldmeta.model.sequential_recommender.mml import MML, nearest_warm
+from recbole_coldmeta.model.sequential_layers import nearest_warm
+from recbole_coldmeta.model.sequential_recommender.mml import MML
 from recbole_coldmeta.quick_start import run_coldmeta
 from recbole_coldmeta.utils import ConfigError
 from recbole_coldmeta.utils.enums import Phase

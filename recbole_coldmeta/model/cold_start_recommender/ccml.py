@@ -12,105 +12,20 @@ import torch.nn.functional as F
 
 from recbole_coldmeta.meta import adapt, batched_call, task_gradients, task_params
 from recbole_coldmeta.model.cold_start_recommender.melu import MeLU
+from recbole_coldmeta.model.task_layers import (
+    TaskPool,
+    cosine_rank,
+    info_nce,
+    profile_agreement,
+    propagate_task_graphs,
+    prototype_scores,
+)
 from recbole_coldmeta.utils import ConfigError
 from recbole_coldmeta.utils.enums import Role
 from recbole_coldmeta.utils.streams import seeded_generator
 
 CANDIDATE_POOLS = ("profile", "knn_features", "co_interaction", "random")
 TASK_SAMPLINGS = ("collaborative", "similar_only", "random")
-
-
-def cosine_rank(primary, candidates):
-    """Cosine similarity of each primary task's vector to each of its candidates.
-
-    Args:
-        primary: ``[T, G]``.
-        candidates: ``[T, P, G]``.
-
-    Returns:
-        ``[T, P]`` cosine similarities.
-    """
-    return F.cosine_similarity(primary.unsqueeze(1), candidates, dim=-1)
-
-
-def prototype_scores(primary, candidates):
-    r"""Rating-prototype agreement ``ω = Σ_{i<j} cos(p_i, q_j)·(j − i)``.
-
-    ``p_i`` is the primary task's prototype of rating level ``i`` (the mean representation of its
-    support items rated ``i``), ``q_j`` the candidate's; a pair with a missing (all-zero)
-    prototype contributes 0.
-
-    Args:
-        primary: ``[T, R, D]`` prototypes of the primary tasks (``R`` rating levels, ascending).
-        candidates: ``[T, K, R, D]`` prototypes of each primary's ``K`` candidates.
-
-    Returns:
-        ``[T, K]`` scores.
-    """
-    levels = primary.shape[1]
-    p = F.normalize(primary, dim=-1).unsqueeze(1).unsqueeze(3)  # [T, 1, R, 1, D]
-    q = F.normalize(candidates, dim=-1).unsqueeze(2)  # [T, K, 1, R, D]
-    cosine = (p * q).sum(dim=-1)  # [T, K, R(i), R(j)]
-    steps = torch.arange(levels, device=primary.device)
-    weight = (steps.view(1, -1) - steps.view(-1, 1)).clamp(min=0).to(primary.dtype)  # (j-i)+
-    return (cosine * weight).sum(dim=(-1, -2))
-
-
-def info_nce(anchor, positives, negatives, temperature):
-    """InfoNCE pulling ``anchor`` towards each positive and away from the negatives.
-
-    Args:
-        anchor: ``[T, D]``.
-        positives: ``[T, B, D]``.
-        negatives: ``[T, N, D]``.
-        temperature: cosine similarities are divided by it.
-
-    Returns:
-        ``[T]``: mean over the positives of ``-log(exp(s+) / (exp(s+) + Σ exp(s-)))``.
-    """
-    anchor = F.normalize(anchor, dim=-1).unsqueeze(1)  # [T, 1, D]
-    positive = (anchor * F.normalize(positives, dim=-1)).sum(-1) / temperature  # [T, B]
-    negative = (anchor * F.normalize(negatives, dim=-1)).sum(-1) / temperature  # [T, N]
-    negative = negative.unsqueeze(1).expand(-1, positive.shape[1], -1)  # [T, B, N]
-    logits = torch.cat([positive.unsqueeze(-1), negative], dim=-1)  # [T, B, 1 + N]
-    return -(positive - torch.logsumexp(logits, dim=-1)).mean(dim=1)
-
-
-def propagate_task_graphs(user_nodes, item_rows, row_user, row_item, valid, layers):
-    r"""LightGCN propagation on one small user-item graph per task, all tasks at once.
-
-    Task ``t``'s graph has ``U`` user nodes and one edge per valid row ``r`` (user
-    ``row_user[r]`` rated item ``row_item[t, r]``); rows with the same item id are the same item
-    node. Each layer is ``e_u ← Σ_i e_i / sqrt(|N(u)| |N(i)|)`` and
-    ``e_i ← Σ_u e_u / sqrt(|N(i)| |N(u)|)``; the result is the mean over layers ``0..L``
-    (He et al., SIGIR 2020). An item node's vector is kept per row (equal across its rows).
-
-    Args:
-        user_nodes: ``[T, U, D]`` layer-0 user vectors.
-        item_rows: ``[T, R, D]`` layer-0 vector of each row's item.
-        row_user: ``[R]`` user node of each row (the same for every task).
-        row_item: ``[T, R]`` item id of each row.
-        valid: ``[T, R]`` float, 1 for real rows (edges).
-        layers: ``L``.
-
-    Returns:
-        tuple: ``[T, U, D]`` and ``[T, R, D]`` refined vectors.
-    """
-    same = (row_item.unsqueeze(2) == row_item.unsqueeze(1)).float()
-    same = same * valid.unsqueeze(2) * valid.unsqueeze(1)  # [T, R, R]: rows of one item node
-    owner = F.one_hot(row_user, user_nodes.shape[1]).float().unsqueeze(0) * valid.unsqueeze(-1)
-    user_degree = owner.sum(dim=1)  # [T, U]
-    row_user_degree = torch.einsum("tru,tu->tr", owner, user_degree)
-    weight = valid * torch.rsqrt((same.sum(-1) * row_user_degree).clamp(min=1.0))  # [T, R]
-    users, items = user_nodes, item_rows
-    user_sum, item_sum = users, items
-    for _ in range(layers):
-        users, items = (
-            torch.einsum("tru,tr,trd->tud", owner, weight, items),
-            torch.einsum("trs,ts,tsd->trd", same, weight, owner @ users),
-        )
-        user_sum, item_sum = user_sum + users, item_sum + items
-    return user_sum / (layers + 1), item_sum / (layers + 1)
 
 
 class CCML(MeLU):
@@ -220,7 +135,6 @@ class CCML(MeLU):
         self.register_buffer("grad_projection", projection, persistent=False)
         self.sample_generator = seeded_generator(self.seed, "collaborators")
         self._cache = None
-        self._task_item_sets = None
 
     def _check_parameters(self, config):
         if self.candidate_pool not in CANDIDATE_POOLS:
@@ -259,50 +173,31 @@ class CCML(MeLU):
             raise ConfigError("n_beneficial and aux_support_size must be >= 1, temperature > 0.")
 
     def _register_tasks(self, dataset):
-        """The candidate pool: every meta-train task of the train split, read through the data
-        side's index of rows by user, as padded tables ``[N, L]``. It is what the model was
-        meta-trained on, so it stays with the model whatever split it then evaluates."""
-        tasks = dataset.rows_by_user(Role.META_TRAIN)
-        chosen, mask = tasks.padded()  # [N, L]
-        task_users = tasks.users
-        self.register_buffer("task_user", task_users, persistent=False)
-        self.register_buffer(
-            "task_item",
-            torch.where(mask, dataset.inter_feat[self.ITEM_ID][chosen], 0),
-            persistent=False,
+        """The candidate pool: every meta-train task of the train split (the data side's index
+        of rows by user). It is what the model was meta-trained on, so it stays with the model
+        whatever split the model then evaluates."""
+        inter = dataset.inter_feat
+        self.pool = TaskPool(
+            dataset.rows_by_user(Role.META_TRAIN),
+            inter[self.ITEM_ID],
+            inter[self.LABEL],
+            self.n_users,
+            seeded_generator(self.seed, "aux_order"),
         )
-        self.register_buffer(
-            "task_label",
-            torch.where(mask, dataset.inter_feat[self.LABEL][chosen].float(), 0.0),
-            persistent=False,
-        )
-        self.register_buffer("task_mask", mask, persistent=False)
-        task_of_user = torch.full((self.n_users,), -1, dtype=torch.long)
-        task_of_user[task_users] = torch.arange(len(task_users))
-        self.register_buffer("task_of_user", task_of_user, persistent=False)
-        levels = torch.unique(dataset.inter_feat[self.LABEL].float())
+        levels = torch.unique(inter[self.LABEL].float())
         self.register_buffer("rating_levels", levels, persistent=False)
         needed = self.n_similar + self.n_negative
-        if len(task_users) - 1 < needed:
+        if len(self.pool) - 1 < needed:
             raise ConfigError(
                 f"CCML needs at least n_similar + n_negative + 1 = {needed + 1} meta-train tasks; "
-                f"this split has {len(task_users)}. Lower n_similar / n_negative."
+                f"this split has {len(self.pool)}. Lower n_similar / n_negative."
             )
-        if len(task_users) - 1 < self.pool_size:
+        if len(self.pool) - 1 < self.pool_size:
             self.logger.warning(
-                f"pool_size={self.pool_size} exceeds the {len(task_users) - 1} other meta-train "
+                f"pool_size={self.pool_size} exceeds the {len(self.pool) - 1} other meta-train "
                 f"tasks: every task is a candidate."
             )
-            self.pool_size = len(task_users) - 1
-        self.register_buffer(
-            "aux_order",
-            torch.argsort(
-                torch.rand(mask.shape, generator=seeded_generator(self.seed, "aux_order"))
-                + (~mask) * 2.0,
-                dim=1,
-            ),
-            persistent=False,
-        )
+            self.pool_size = len(self.pool) - 1
 
     # ---- caches of candidate statistics -------------------------------------------------------
 
@@ -339,61 +234,41 @@ class CCML(MeLU):
             grads, prototypes, reps = [], [], []
             chunk = 256
             with torch.no_grad():
-                for start in range(0, len(self.task_user), chunk):
+                for start in range(0, len(self.pool.user), chunk):
                     part = slice(start, start + chunk)
-                    args = (self.task_item[part], self.task_label[part], self.task_mask[part])
-                    grads.append(self._support_gradients(self.task_user[part], *args))
+                    args = (self.pool.item[part], self.pool.label[part], self.pool.mask[part])
+                    grads.append(self._support_gradients(self.pool.user[part], *args))
                     prototypes.append(self._prototypes(*args))
-                    reps.append(self._meta_representation(torch.arange(len(self.task_user))[part]))
+                    reps.append(self._meta_representation(torch.arange(len(self.pool.user))[part]))
             self._cache = (torch.cat(grads), torch.cat(prototypes), torch.cat(reps))
         return self._cache
 
     # ---- collaborative task sampling ----------------------------------------------------------
 
-    def _generator(self, training):
-        """The training sampler's generator, or a freshly seeded one so evaluation repeats."""
-        if training:
-            return self.sample_generator
-        return seeded_generator(self.seed, "collaborators_eval")
-
     def _pool_scores(self, users, items, mask, generator):
         """How close each meta-train task is to each primary task: ``[T, N]`` (higher = closer)."""
-        if self.candidate_pool == "profile":
-            scores = torch.zeros(len(users), len(self.task_user), device=users.device)
-            for field in self.profile_fields:
-                values = getattr(self.user_embedder, f"value_{field}")
-                mine, theirs = values[users], values[self.task_user]
-                if mine.dim() > 1:  # a token sequence field counts when the sequences are equal
-                    scores += (mine.unsqueeze(1) == theirs.unsqueeze(0)).all(dim=-1).float()
-                else:
-                    scores += (mine.unsqueeze(1) == theirs.unsqueeze(0)).float()
+        pool_users = self.pool.user
+        if self.candidate_pool == "profile" and self.profile_fields:
+            values = [getattr(self.user_embedder, f"value_{f}") for f in self.profile_fields]
+            scores = profile_agreement([v[users] for v in values], [v[pool_users] for v in values])
         elif self.candidate_pool == "knn_features":
             mine = F.normalize(self.user_embedder(users).detach(), dim=-1)
-            theirs = F.normalize(self.user_embedder(self.task_user).detach(), dim=-1)
+            theirs = F.normalize(self.user_embedder(pool_users).detach(), dim=-1)
             scores = mine @ theirs.T
         elif self.candidate_pool == "co_interaction":
-            mine = self._item_sets(items, mask)
-            if self._task_item_sets is None:  # depends on the data only: built once
-                self._task_item_sets = self._item_sets(self.task_item, self.task_mask)
-            theirs = self._task_item_sets
-            overlap = mine @ theirs.T
-            union = mine.sum(1, keepdim=True) + theirs.sum(1).unsqueeze(0) - overlap
-            scores = overlap / union.clamp(min=1.0)
+            scores = self.pool.jaccard(items, mask, self.n_items)
         else:
-            scores = torch.zeros(len(users), len(self.task_user), device=users.device)
+            scores = torch.zeros(len(users), len(pool_users), device=users.device)
         noise = torch.rand(scores.shape, generator=generator).to(scores.device)
         scores = scores + 1e-3 * noise  # random tie-break, seeded
-        own = self.task_of_user[users]
-        scores[own >= 0, own[own >= 0]] = float("-inf")  # a task is never its own candidate
-        return scores
-
-    def _item_sets(self, items, mask):
-        sets = torch.zeros(len(items), self.n_items, device=items.device)
-        return sets.scatter_(1, items, mask.float()).clamp(max=1.0)  # [T, n_items]
+        return self.pool.exclude_own(scores, users)  # a task is never its own candidate
 
     def collaborators(self, users, items, labels, mask, training=False):
         """Beneficial ``[T, n_beneficial]`` and negative ``[T, n_negative]`` meta-train tasks."""
-        generator = self._generator(training)
+        # the training sampler's generator, or a freshly seeded one so evaluation repeats
+        generator = (
+            self.sample_generator if training else seeded_generator(self.seed, "collaborators_eval")
+        )
         scores = self._pool_scores(users, items, mask, generator)
         pool = torch.topk(scores, self.pool_size, dim=1).indices
         if self.task_sampling == "random":
@@ -415,20 +290,10 @@ class CCML(MeLU):
     # ---- cross-task inner loss ----------------------------------------------------------------
 
     def _aux_rows(self, tasks, training):
-        """``aux_support_size`` rows of each task: items, labels, mask, users ``[..., K]``."""
-        width = self.task_mask.shape[1]
-        size = min(self.aux_support_size, width)
-        if training:
-            keys = torch.rand(*tasks.shape, width, generator=self.sample_generator).to(tasks.device)
-            keys = keys + (~self.task_mask[tasks]) * 2.0  # real rows first
-            slots = torch.argsort(keys, dim=-1)[..., :size]
-        else:
-            slots = self.aux_order[tasks][..., :size]
-        items = self.task_item[tasks].gather(-1, slots)
-        labels = self.task_label[tasks].gather(-1, slots)
-        mask = self.task_mask[tasks].gather(-1, slots)
-        users = self.task_user[tasks].unsqueeze(-1).expand_as(items)
-        return items, labels, mask, users
+        """``aux_support_size`` rows of each task: items, labels, mask, users ``[..., K]``
+        (resampled in training, a fixed seeded subset at evaluation)."""
+        generator = self.sample_generator if training else None
+        return self.pool.rows(tasks, self.aux_support_size, generator)
 
     def task_representation(self, params, x, mask):
         """Mean penultimate decision activation over a task's rows ``x [T, S, D]``: ``[T, H]``."""
@@ -485,7 +350,7 @@ class CCML(MeLU):
         """
         num_support, num_beneficial = items.shape[1], beneficial.shape[1]
         per_task = aux_items.shape[1] // num_beneficial
-        node_users = torch.cat([users.unsqueeze(1), self.task_user[beneficial]], dim=1)
+        node_users = torch.cat([users.unsqueeze(1), self.pool.user[beneficial]], dim=1)
         user_vec = self.user_embedder(node_users)  # [T, 1 + B, Du]
         row_item = torch.cat([items, aux_items], dim=1)  # [T, R]
         item_vec = self.item_embedder(row_item)  # [T, R, Di]
