@@ -11,6 +11,7 @@ import os
 import uuid
 
 import torch
+from recbole.data.interaction import cat_interactions
 from recbole.trainer import Trainer
 from recbole.utils import dict2str, early_stopping, set_color
 from torch.nn.parallel import DistributedDataParallel
@@ -135,29 +136,61 @@ class PhasedTrainer(ColdMetaTrainer):
         for position, (phase, settings) in enumerate(self.model.phase_plan):
             last = position == len(self.model.phase_plan) - 1
             self.model.set_phase(phase)
-            train_loader, valid_loader, base_config = train_data, valid_data, self.config
-            if phase in phase_data:
-                phase_train, phase_valid = phase_data[phase]
-                # the last phase is always selected on the run's valid_data
-                train_loader, own_valid, _ = build_dataloaders(
-                    phase_train.config, phase_train, None if last else phase_valid
-                )
-                train_loader.set_batch_size(settings["train_batch_size"])
-                if not last:
-                    valid_loader, base_config = own_valid, phase_valid.config
-            trainer = self.phase_trainer(phase, settings, base_config)
-            if not last:
-                trainer.saved_model_file = self.saved_model_file.replace(
-                    ".pth", f"-{phase.value}.pth"
+            self.logger.info(f"[{type(self.model).__name__}] phase {phase.value}: {settings}")
+            phase_file = self.saved_model_file.replace(".pth", f"-{phase.value}.pth")
+            if last or phase not in phase_data:  # selected on the run's valid_data
+                trainer = self.phase_trainer(phase, settings, self.config)
+                trainer.saved_model_file = self.saved_model_file if last else phase_file
+                result = trainer.fit(
+                    train_data, valid_data, verbose, saved, show_progress, callback_fn
                 )
             else:
-                trainer.saved_model_file = self.saved_model_file
-            self.logger.info(f"[{type(self.model).__name__}] phase {phase.value}: {settings}")
-            result = trainer.fit(
-                train_loader, valid_loader, verbose, saved, show_progress, callback_fn
-            )
+                result = self._fit_on_phase_data(
+                    phase, settings, phase_data[phase], phase_file,
+                    verbose, saved, show_progress, callback_fn,
+                )  # fmt: skip
             if saved and not last:
-                self._reload(trainer.saved_model_file)
+                self._reload(phase_file)
+        return result
+
+    def _fit_on_phase_data(
+        self, phase, settings, parts, phase_file, verbose, saved, progress, callback_fn
+    ):
+        """A phase with data of its own ``(train part, held-out part)``: early-stopped on the
+        held-out rows; with ``pretrain_refit``, then trained again from the phase's initial
+        parameters on all its rows for the selected number of epochs."""
+        phase_train, phase_valid = parts
+        config = phase_valid.config
+        initial = [p.detach().clone() for p in self.model.phase_parameters(phase)]
+        train_loader, valid_loader, _ = build_dataloaders(config, phase_train, phase_valid)
+        train_loader.set_batch_size(settings["train_batch_size"])
+        trainer = self.phase_trainer(phase, settings, config)
+        trainer.saved_model_file = phase_file
+        kept = []  # epochs RecBole kept as the best so far (its counter restarts at 0 on those)
+
+        def track(epoch, score):
+            if trainer.cur_step == 0:
+                kept.append(epoch)
+            if callback_fn:
+                callback_fn(epoch, score)
+
+        result = trainer.fit(train_loader, valid_loader, verbose, saved, progress, track)
+        if not self.config["pretrain_refit"] or not kept:
+            return result
+        epochs = kept[-1] + 1
+        self.logger.info(f"[{phase.value}] refit on all {len(phase_train) + len(phase_valid)} "
+                         f"rows for the selected {epochs} epochs")  # fmt: skip
+        with torch.no_grad():
+            for parameter, start in zip(self.model.phase_parameters(phase), initial):
+                parameter.copy_(start)
+        every_row = phase_train.copy(
+            cat_interactions([phase_train.inter_feat, phase_valid.inter_feat])
+        )
+        refit_loader = build_dataloaders(config, every_row)[0]
+        refit_loader.set_batch_size(settings["train_batch_size"])
+        refit = self.phase_trainer(phase, {**settings, "epochs": epochs}, config)
+        refit.saved_model_file = phase_file
+        refit.fit(refit_loader, None, verbose, saved, progress)
         return result
 
     def phase_trainer(self, phase, settings, base_config):

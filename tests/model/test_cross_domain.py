@@ -273,3 +273,31 @@ def test_gmf_base_model_scores_through_its_output_layer(cdr_config):
     assert model.target_model.output is not None
     result = run_coldmeta(model="PTUPCDR", config_dict={**cdr_config, "base_model": "GMF"})
     assert math.isfinite(result["test_result"]["mae"])
+
+
+def test_pretrain_refit_trains_again_on_every_row_for_the_selected_epochs(cdr_config):
+    config_obj, model, (train, valid, _) = prepare({**cdr_config, "pretrain_refit": True})
+    trainer = get_trainer(config_obj["MODEL_TYPE"], "PTUPCDR")(config_obj, model)
+    fits = []
+    original = trainer.phase_trainer
+
+    def record(phase, settings, base_config):
+        phase_trainer = original(phase, settings, base_config)
+        fit = phase_trainer.fit
+
+        def recorded_fit(train_data, valid_data=None, *args, **kwargs):
+            fits.append((phase, len(train_data.dataset), valid_data is None, phase_trainer.epochs))
+            return fit(train_data, valid_data, *args, **kwargs)
+
+        phase_trainer.fit = recorded_fit
+        return phase_trainer
+
+    trainer.phase_trainer = record
+    trainer.fit(train, valid, saved=True)
+    for phase in (Phase.SOURCE_PRETRAIN, Phase.TARGET_PRETRAIN):
+        selected, refit = [entry for entry in fits if entry[0] == phase]
+        part, held_out = train.dataset.phase_data[phase]
+        assert selected[1:3] == (len(part), False)  # early-stopped on the held-out rows
+        assert refit[1:3] == (len(part) + len(held_out), True)  # then every row, no selection
+        assert 1 <= refit[3] <= selected[3]
+    assert [entry[0] for entry in fits][-1] == Phase.BRIDGE

@@ -76,7 +76,9 @@ class CCML(MeLU):
     - Separate ``lambda_task`` and ``lambda_cl`` (the authors use one weight, 0.1, for both).
     - The same collaborative inner loss is used when cold users adapt at evaluation
       (``collaborate_at_test``), so meta-training and meta-testing adapt alike; only meta-train
-      users are ever candidates, so no other test user's data is used.
+      users are ever candidates, so no other test user's data is used. The candidates are the
+      meta-train tasks of the split the model was trained on, also when the trained model is
+      tested on another state (``also_test_states``): the pool is part of what it learned from.
     - The prototype score keeps the specified orientation (primary level ``i`` vs candidate level
       ``j > i``, weighted ``j − i``) and pairs each candidate with its own prototypes (the
       authors' code pairs re-ranked tasks with another task's item embeddings).
