@@ -25,23 +25,8 @@ def _eval_rows(loader, index):
 
 
 @pytest.fixture
-def mml_config(tiny_config, tmp_path):
-    return {
-        **tiny_config,
-        "hidden_size": 16,
-        "n_layers": 1,
-        "inner_size": 32,
-        "MAX_ITEM_LIST_LENGTH": 10,
-        "task_batch_size": 16,
-        "text_encoder": "tiny-random-bert",
-        "text_cache_dir": str(tmp_path / "text_cache"),
-        "item_text_fields": ["movie_title"],
-        "train_phases": [
-            {"phase": "learners", "epochs": 1},
-            {"phase": "generator", "epochs": 1},
-            {"phase": "fusion", "epochs": 1},
-        ],
-    }
+def mml_config(sequential_cold_config):
+    return sequential_cold_config
 
 
 def prepare(config_dict):
