@@ -139,10 +139,15 @@ class PhasedTrainer(ColdMetaTrainer):
             self.logger.info(f"[{type(self.model).__name__}] phase {phase.value}: {settings}")
             phase_file = self.saved_model_file.replace(".pth", f"-{phase.value}.pth")
             if last or phase not in phase_data:  # selected on the run's valid_data
+                train_loader = train_data
+                if phase in phase_data:  # the phase's own training rows
+                    phase_train = phase_data[phase][0]
+                    train_loader = build_dataloaders(phase_train.config, phase_train)[0]
+                    train_loader.set_batch_size(settings["train_batch_size"])
                 trainer = self.phase_trainer(phase, settings, self.config)
                 trainer.saved_model_file = self.saved_model_file if last else phase_file
                 result = trainer.fit(
-                    train_data, valid_data, verbose, saved, show_progress, callback_fn
+                    train_loader, valid_data, verbose, saved, show_progress, callback_fn
                 )
             else:
                 result = self._fit_on_phase_data(

@@ -300,4 +300,7 @@ def test_pretrain_refit_trains_again_on_every_row_for_the_selected_epochs(cdr_co
         assert selected[1:3] == (len(part), False)  # early-stopped on the held-out rows
         assert refit[1:3] == (len(part) + len(held_out), True)  # then every row, no selection
         assert 1 <= refit[3] <= selected[3]
-    assert [entry[0] for entry in fits][-1] == Phase.BRIDGE
+    bridge = fits[-1]
+    assert bridge[0] == Phase.BRIDGE  # on its own rows (training overlap users), selected on valid
+    assert bridge[1:3] == (len(train.dataset.phase_data[Phase.BRIDGE][0]), False)
+    assert len(train.dataset.phase_data[Phase.BRIDGE][0]) < len(train.dataset)
