@@ -81,6 +81,17 @@ class TaskPool(nn.Module):
         return scores
 
 
+def rating_prototypes(item_vec, labels, mask, levels):
+    """Per rating level, the mean item vector of each task's rows: ``[T, R, D]``.
+
+    Args:
+        item_vec: ``[T, S, D]``; labels, mask: ``[T, S]``; levels: ``[R]`` the rating levels.
+    """
+    level = ((labels.unsqueeze(-1) == levels) & mask.unsqueeze(-1)).float()  # [T, S, R]
+    total = torch.einsum("tsr,tsd->trd", level, item_vec)
+    return total / level.sum(dim=1).unsqueeze(-1).clamp(min=1.0)
+
+
 def item_sets(items, mask, n_items):
     """``[T, n_items]`` indicator of each task's items ``[T, S]`` (real rows only)."""
     sets = torch.zeros(len(items), n_items, device=items.device)

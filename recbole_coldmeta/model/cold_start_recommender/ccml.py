@@ -19,12 +19,13 @@ from recbole_coldmeta.model.task_layers import (
     profile_agreement,
     propagate_task_graphs,
     prototype_scores,
+    rating_prototypes,
 )
 from recbole_coldmeta.utils import ConfigError
 from recbole_coldmeta.utils.enums import Role
 from recbole_coldmeta.utils.streams import seeded_generator
 
-CANDIDATE_POOLS = ("profile", "knn_features", "co_interaction", "random")
+CANDIDATE_POOLS = ("auto", "profile", "knn_features", "co_interaction", "random")
 TASK_SAMPLINGS = ("collaborative", "similar_only", "random")
 
 
@@ -33,7 +34,8 @@ class CCML(MeLU):
 
     For every primary task (a user and their support set), in training and at evaluation:
 
-    1. **Candidate pool**: ``pool_size`` meta-train tasks chosen by ``candidate_pool``: users
+    1. **Candidate pool**: ``pool_size`` meta-train tasks chosen by ``candidate_pool`` (``auto``,
+       the default: ``profile`` when users have profile fields, else ``co_interaction``): users
        sharing the most profile values (``profile``, over ``profile_fields``), nearest users by
        feature embedding (``knn_features``), by Jaccard overlap of rated items
        (``co_interaction``), or at random (``random``). The primary itself is never a candidate.
@@ -122,17 +124,19 @@ class CCML(MeLU):
         self.seed = int(config["seed"])
         self._register_tasks(dataset)
         profile = config["profile_fields"] or self.user_embedder.fields
+        if self.candidate_pool == "auto":  # what the data has: profiles, else rated items
+            self.candidate_pool = "profile" if profile else "co_interaction"
+            self.logger.info(f"CCML: candidate_pool=auto is {self.candidate_pool}")
         if self.candidate_pool == "profile" and not profile:
             raise ConfigError(
                 "candidate_pool=profile needs user profile fields, and the dataset has none. "
-                "Load user features (load_col['user']) or choose candidate_pool: random."
+                "Load user features (load_col['user']) or choose candidate_pool: auto."
             )
         self.profile_fields = [f for f in profile if f in self.user_embedder.fields]
-        grad_size = sum(
-            p.numel() for n, p in self.decision.named_parameters() if n in self.adapted_names
-        )
-        generator = seeded_generator(self.seed, "grad_projection")
+        own = dict(self.decision.named_parameters())
+        grad_size = sum(own[n].numel() for n in self.adapted_names)
         dim = config["grad_projection_dim"]
+        generator = seeded_generator(self.seed, "grad_projection")
         projection = torch.randn(grad_size, dim, generator=generator) / dim**0.5 if dim else None
         self.register_buffer("grad_projection", projection, persistent=False)
         self.sample_generator = seeded_generator(self.seed, "collaborators")
@@ -222,12 +226,8 @@ class CCML(MeLU):
         return flat @ self.grad_projection if self.grad_projection is not None else flat
 
     def _prototypes(self, items, labels, mask):
-        """Per rating level, the mean item representation of the task's rows: ``[T, R, Di]``."""
         item_vec = self.item_embedder(items).detach()  # [T, S, Di]
-        level = (labels.unsqueeze(-1) == self.rating_levels) & mask.unsqueeze(-1)  # [T, S, R]
-        level = level.float()
-        total = torch.einsum("tsr,tsd->trd", level, item_vec)
-        return total / level.sum(dim=1).unsqueeze(-1).clamp(min=1.0)
+        return rating_prototypes(item_vec, labels, mask, self.rating_levels)
 
     def _task_statistics(self):
         """Per meta-train task, cached until the parameters change: projected support-loss
