@@ -76,6 +76,48 @@ class FeatureEmbedder(nn.Module):
         return torch.cat(parts, dim=-1)
 
 
+class BiasPrior(nn.Module):
+    r"""The shrunk bias model ``μ + b_i + b_u`` as a meta-learner's prior (what it adds its
+    network's output to), so the meta-learner contains the baseline ``UserItemBias``.
+
+    ``b_i = Σ (r - μ) / (λ + n_i)`` over every row of the train split (as ``UserItemBias``);
+    ``b_u = Σ (r - μ - b_i) / (λ + n_u)`` over a task's support rows, computed when it adapts.
+
+    Buffers (data statistics, not saved): ``item_sum``, ``item_count`` ``[N]``, ``mean``.
+    Shapes: ``items``, ``labels``, ``mask`` ``[..., S]``; user biases ``[...]``.
+    """
+
+    def __init__(self, items, labels, n_items, shrinkage):
+        super().__init__()
+        labels = labels.float()
+        self.shrinkage = float(shrinkage)
+        self.register_buffer("mean", labels.mean(), persistent=False)
+        residual = labels - self.mean
+        item_sum = torch.zeros(n_items).index_add_(0, items, residual)
+        self.register_buffer("item_sum", item_sum, persistent=False)
+        item_count = torch.bincount(items, minlength=n_items).float()
+        self.register_buffer("item_count", item_count, persistent=False)
+
+    def item_bias(self, items, held_out=None):
+        """``b_i`` of each row; ``held_out = (labels, mask)`` marks rows whose own rating is in
+        the train split's statistics (a meta-train task's query rows): it is left out."""
+        total, count = self.item_sum[items], self.item_count[items]
+        if held_out is not None:
+            labels, mask = held_out
+            total = total - torch.where(mask, labels - self.mean, 0.0)
+            count = count - mask.float()
+        return total / (self.shrinkage + count).clamp(min=1e-12)
+
+    def user_bias(self, items, labels, mask):
+        """``b_u`` of each task from its support rows: ``[...]``."""
+        residual = torch.where(mask, labels - self.mean - self.item_bias(items), 0.0)
+        return residual.sum(-1) / (self.shrinkage + mask.float().sum(-1)).clamp(min=1e-12)
+
+    def forward(self, items, user_bias, held_out=None):
+        """``μ + b_i + b_u`` of each row ``[..., S]``."""
+        return self.mean + self.item_bias(items, held_out) + user_bias.unsqueeze(-1)
+
+
 def mlp(input_size, hidden_sizes, output_size, dropout=0.0):
     """``Linear -> ReLU (-> Dropout)`` per hidden size, then a linear output layer."""
     layers, size = [], input_size

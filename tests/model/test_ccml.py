@@ -229,3 +229,13 @@ def test_refinement_without_user_features_starts_users_from_zero(tiny_config):
     assert model.user_embedder.output_size == 0 and model.refine_layers > 0
     loss = model.calculate_loss(batch)
     assert torch.isfinite(loss)
+
+
+def test_ccml_with_the_bias_prior_trains_and_predicts(tiny_config):
+    model, train_data, test_data = _setup(tiny_config, prior="biases")
+    loss = model.calculate_loss(next(iter(train_data)))
+    loss.backward()
+    assert torch.isfinite(loss) and model.decision[0].weight.grad.abs().sum() > 0
+    model.eval()
+    scores = model.predict(next(iter(test_data))[0])
+    assert torch.isfinite(scores).all() and 0.0 < scores.mean() < 6.0

@@ -133,3 +133,47 @@ def test_bad_feedback_settings_are_clear_errors(tiny_config, model, overrides, m
     train_data, _, _ = data_preparation(config, create_dataset(config))
     with pytest.raises(ConfigError, match=message):
         get_model(model)(config, train_data.dataset)
+
+
+def test_the_bias_prior_contains_user_item_bias(tiny_config):
+    """With prior=biases and a network that outputs 0 (no adaptation step), MeLU predicts
+    exactly UserItemBias: the meta-learner contains the baseline."""
+    from recbole_coldmeta.quick_start.quick_start import build_model_and_trainer
+
+    _, model, train_data, _, test_data = _setup(
+        tiny_config, prior="biases", prior_shrinkage=3, local_steps=0
+    )
+    with torch.no_grad():
+        model.decision[-1].weight.zero_()
+        model.decision[-1].bias.zero_()
+    model.eval()
+    bias_config = build_config(
+        "UserItemBias", "tiny", config_dict={**tiny_config, "shrinkage_grid": [3]}
+    )
+    bias_model, _ = build_model_and_trainer(bias_config, train_data.dataset)
+    bias_model.fit_setting({"shrinkage": 3})
+    for batch in test_data:
+        interaction = batch[0]
+        torch.testing.assert_close(model.predict(interaction), bias_model.predict(interaction))
+
+
+def test_a_meta_train_query_rating_is_left_out_of_its_item_bias(tiny_config):
+    _, model, train_data, _, _ = _setup(tiny_config, prior="biases", prior_shrinkage=2)
+    prior = model.bias_prior
+    inter = train_data.dataset.inter_feat
+    item, rating = inter["item_id"][:1].view(1, 1), inter["rating"][:1].float().view(1, 1)
+    rows = inter["item_id"] == item.item()
+    residual = inter["rating"][rows].float() - inter["rating"].float().mean()
+    held = prior.item_bias(item, held_out=(rating, torch.ones_like(item, dtype=torch.bool)))
+    expected = (residual.sum() - (rating - inter["rating"].float().mean())) / (2 + rows.sum() - 1)
+    torch.testing.assert_close(held, expected.view(1, 1))
+    torch.testing.assert_close(
+        prior.item_bias(item), (residual.sum() / (2 + rows.sum())).view(1, 1)
+    )
+
+
+def test_the_bias_prior_is_for_ratings(tiny_config):
+    with pytest.raises(ConfigError, match="prior=biases is a rating prior"):
+        _setup(tiny_config, prior="biases", **IMPLICIT, metrics=["NDCG"])
+    with pytest.raises(ConfigError, match="prior='bias' is not one of"):
+        _setup(tiny_config, prior="bias")

@@ -220,8 +220,8 @@ class CCML(MeLU):
         with torch.enable_grad():
             start = task_params(self.decision, self.adapted_names, len(users), keep_graph=False)
             x = self.features(users, items).detach()
-            losses = self.task_loss(start, x, labels, mask.float())
-            grads = task_gradients(losses, start)
+            base = self.prior_bases((items, labels, mask), items)[0]
+            grads = task_gradients(self.task_loss(start, x, labels, mask.float(), base), start)
         flat = torch.cat([grads[n].reshape(len(users), -1) for n in self.adapted_names], dim=1)
         return flat @ self.grad_projection if self.grad_projection is not None else flat
 
@@ -401,18 +401,17 @@ class CCML(MeLU):
         )
         return x, x_aux, featurize
 
-    def adapt_task(self, users, items, labels, mask, keep_graph):
+    def adapt_task(self, users, items, labels, mask, keep_graph, base=None):
         refine = self.refine_layers > 0
         collaborate = self.lambda_task > 0 or self.lambda_cl > 0 or refine
         if not collaborate or (not keep_graph and not self.collaborate_at_test):
-            return super().adapt_task(users, items, labels, mask, keep_graph)
+            return super().adapt_task(users, items, labels, mask, keep_graph, base)
         beneficial, negatives = self.collaborators(users, items, labels, mask, keep_graph)
-        aux_items, aux_labels, aux_mask, aux_users = self._aux_rows(beneficial, keep_graph)
-        aux_items, aux_labels, aux_mask = (
-            aux_items.flatten(1),
-            aux_labels.flatten(1),
-            aux_mask.flatten(1).float(),
-        )
+        aux = self._aux_rows(beneficial, keep_graph)  # items, labels, mask, users [T, B, K]
+        aux_base = self.prior_bases(aux[:3], aux[0])[0]  # each beneficial task's own b_u
+        aux_items, aux_labels, aux_mask, aux_users = (part.flatten(1) for part in aux)
+        aux_mask = aux_mask.float()
+        aux_base = None if aux_base is None else aux_base.flatten(1)
         if refine:
             x, x_aux, featurize = self._refined_rows(
                 users, items, mask, beneficial, aux_items, aux_mask
@@ -433,9 +432,10 @@ class CCML(MeLU):
             positives, negative_reps = reps[beneficial], reps[negatives]  # [T, B, H], [T, N, H]
 
         def inner_loss(params):
-            loss = self.task_loss(params, x, labels, mask)
+            loss = self.task_loss(params, x, labels, mask, base)
             if self.lambda_task > 0:
-                loss = loss + self.lambda_task * self.task_loss(params, x_aux, aux_labels, aux_mask)
+                aux_loss = self.task_loss(params, x_aux, aux_labels, aux_mask, aux_base)
+                loss = loss + self.lambda_task * aux_loss
             if self.lambda_cl > 0:
                 hidden = {n: p for n, p in params.items() if not n.startswith(last_layer)}
                 anchor = self.task_representation(hidden, x, mask)

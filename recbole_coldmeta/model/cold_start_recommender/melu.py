@@ -16,10 +16,11 @@ from recbole_coldmeta.model.abstract_recommender import (
     batch_support,
     support_of,
 )
-from recbole_coldmeta.model.layers import FeatureEmbedder, mlp
+from recbole_coldmeta.model.layers import BiasPrior, FeatureEmbedder, mlp
 from recbole_coldmeta.utils import ConfigError
 
 LOCAL_UPDATES = ("decision", "output")
+PRIORS = ("global_mean", "biases")
 FEEDBACKS = ("explicit", "implicit")
 RATING_METRICS = ("mae", "rmse", "queryndcg")
 
@@ -88,8 +89,41 @@ class MeLU(ColdStartRecommender):
         names = [name for name, _ in self.decision.named_parameters()]
         self.adapted_names = names if self.local_update == "decision" else names[-2:]
 
+        self.bias_prior = self._build_prior(config, dataset)
+
         # parameters initialization
         self.apply(self._init_weights)
+
+    def _build_prior(self, config, dataset):
+        prior = config["prior"]
+        if prior not in PRIORS:
+            raise ConfigError(f"prior={prior!r} is not one of {', '.join(PRIORS)}.")
+        if prior == "global_mean":
+            return None
+        if self.implicit:
+            raise ConfigError("prior=biases is a rating prior; with meta_feedback=implicit use "
+                              "prior: global_mean.")  # fmt: skip
+        if not isinstance(config["prior_shrinkage"], int | float) or config["prior_shrinkage"] < 0:
+            raise ConfigError(f"prior_shrinkage={config['prior_shrinkage']!r} must be >= 0.")
+        inter = dataset.inter_feat
+        return BiasPrior(
+            inter[self.ITEM_ID], inter[self.LABEL], self.n_items, config["prior_shrinkage"]
+        )
+
+    def prior_bases(self, support, items, held_out=None):
+        """The prior of each support row ``[T, S]`` and of each row of ``items [T, Q]``, or
+        ``(None, None)`` with ``prior: global_mean`` (:meth:`decide` then adds the training mean).
+
+        Args:
+            support: ``(items, labels, mask)`` ``[T, S]``, the tasks' support rows.
+            items: ``[T, Q]`` further rows of the same tasks.
+            held_out: ``(labels, mask)`` of ``items`` whose ratings are in the train split
+                (meta-train query rows in training), left out of their item biases.
+        """
+        if self.bias_prior is None:
+            return None, None
+        user_bias = self.bias_prior.user_bias(*support)
+        return self.bias_prior(support[0], user_bias), self.bias_prior(items, user_bias, held_out)
 
     def _check_feedback(self, config):
         feedback = config["meta_feedback"]
@@ -135,12 +169,15 @@ class MeLU(ColdStartRecommender):
             user_vec = user_vec.unsqueeze(1).expand(-1, items.shape[1], -1)
         return torch.cat([user_vec, self.item_embedder(items)], dim=-1)
 
-    def decide(self, params, x):
-        """Predicted ratings ``[T, S]`` of rows ``x [T, S, Du + Di]`` under task parameters."""
+    def decide(self, params, x, base=None):
+        """Predicted ratings ``[T, S]`` of rows ``x [T, S, Du + Di]`` under task parameters: the
+        network's output plus the prior ``base [T, S]`` (default: the training mean)."""
         output = batched_call(self.decision, params, x).squeeze(-1)
-        return output if self.implicit else output + self.global_mean
+        if self.implicit:
+            return output
+        return output + (self.global_mean if base is None else base)
 
-    def task_loss(self, params, x, labels, mask):
+    def task_loss(self, params, x, labels, mask, base=None):
         """Mean squared error of each task over its real rows: ``[T]``.
 
         Args:
@@ -149,23 +186,25 @@ class MeLU(ColdStartRecommender):
                 features do not depend on the adapted parameters.
             labels: ``[T, S]``.
             mask: ``[T, S]`` float, 1 for real rows.
+            base: ``[T, S]`` the rows' prior (:meth:`prior_bases`), or None.
         """
         if self.implicit:
             error = F.binary_cross_entropy_with_logits(
                 self.decide(params, x), labels, reduction="none"
             )
         else:
-            error = (self.decide(params, x) - labels) ** 2
+            error = (self.decide(params, x, base) - labels) ** 2
         error = error * mask
         return error.sum(dim=1) / mask.sum(dim=1).clamp(min=1)
 
-    def adapt_task(self, users, items, labels, mask, keep_graph):
+    def adapt_task(self, users, items, labels, mask, keep_graph, base=None):
         """Adapt the decision layers to each user's support set.
 
         Args:
             users: ``[T]``; items, labels, mask: ``[T, S]`` support rows.
             keep_graph: ``True`` in meta-training; ``False`` at evaluation (see
                 :func:`~recbole_coldmeta.meta.task_params`).
+            base: ``[T, S]`` the support rows' prior (:meth:`prior_bases`), or None.
 
         Returns:
             tuple: the adapted parameters ``{name: [T, ...]}`` and a featurizer of the same
@@ -179,7 +218,7 @@ class MeLU(ColdStartRecommender):
         start = task_params(self.decision, self.adapted_names, len(users), keep_graph)
         adapted = adapt(
             start,
-            lambda p: self.task_loss(p, x, labels, mask.float()),
+            lambda p: self.task_loss(p, x, labels, mask.float(), base),
             self.local_steps,
             self.local_lr,
             self.first_order,
@@ -188,7 +227,8 @@ class MeLU(ColdStartRecommender):
 
     def adapt_to(self, users, items, labels, mask, keep_graph):
         """The adapted parameters of :meth:`adapt_task`: ``{name: [T, ...]}``."""
-        return self.adapt_task(users, items, labels, mask, keep_graph)[0]
+        base = self.prior_bases((items, labels, mask), items)[0]
+        return self.adapt_task(users, items, labels, mask, keep_graph, base)[0]
 
     def task_rows(self, items, labels, mask, neg_items=None, neg_mask=None):
         """A task's training rows: as given (explicit), or positives labelled 1 followed by
@@ -207,24 +247,30 @@ class MeLU(ColdStartRecommender):
 
     def calculate_loss(self, interaction):
         users = interaction[self.USER_ID]
-        adapted, featurize = self.adapt_task(
-            users, *self._batch_rows(interaction, "support"), keep_graph=True
-        )
+        support = self._batch_rows(interaction, "support")
         items, labels, mask = self._batch_rows(interaction, "query")
-        return self.task_loss(adapted, featurize(items), labels, mask.float()).mean()
+        support_base, query_base = self.prior_bases(support, items, held_out=(labels, mask))
+        adapted, featurize = self.adapt_task(users, *support, keep_graph=True, base=support_base)
+        return self.task_loss(adapted, featurize(items), labels, mask.float(), query_base).mean()
 
     def predict(self, interaction):
         users, group, *support = support_of(
             type(self).__name__, interaction, self.USER_ID, self._row_fields()
         )
-        adapted, featurize = self.adapt_task(users, *self.task_rows(*support), keep_graph=False)
+        support = self.task_rows(*support)
         index, mask = pad_groups(group, len(users))  # [U, Q]
-        scores = self.decide(adapted, featurize(interaction[self.ITEM_ID][index]))  # [U, Q]
+        items = interaction[self.ITEM_ID][index]  # [U, Q]
+        support_base, base = self.prior_bases(support, items)
+        adapted, featurize = self.adapt_task(users, *support, keep_graph=False, base=support_base)
+        scores = self.decide(adapted, featurize(items), base)  # [U, Q]
         return scores[mask][torch.argsort(index[mask])].detach()
 
     def full_sort_predict(self, interaction):
         users = interaction[self.USER_ID]  # [U]: a full-sort batch has one row per user
-        support = batch_support(type(self).__name__, interaction, self._row_fields())
-        adapted, featurize = self.adapt_task(users, *self.task_rows(*support), keep_graph=False)
+        support = self.task_rows(
+            *batch_support(type(self).__name__, interaction, self._row_fields())
+        )
         items = torch.arange(self.n_items, device=users.device).expand(len(users), -1)
-        return self.decide(adapted, featurize(items)).detach().reshape(-1)  # [U * N]
+        support_base, base = self.prior_bases(support, items)
+        adapted, featurize = self.adapt_task(users, *support, keep_graph=False, base=support_base)
+        return self.decide(adapted, featurize(items), base).detach().reshape(-1)  # [U * N]
