@@ -15,6 +15,7 @@ from recbole.config import Config as RecBoleConfig
 from recbole.utils import ModelType
 
 import recbole_coldmeta.evaluator  # noqa: F401  (registers our metrics before Config checks names)
+from recbole_coldmeta.config.checks import check_config, run_declarations
 from recbole_coldmeta.registry import get_model
 from recbole_coldmeta.utils import ConfigError, properties_dir
 from recbole_coldmeta.utils.config_keys import known_config_keys
@@ -64,6 +65,10 @@ class Config(RecBoleConfig):
     NOTE: a key that neither RecBole nor this package defines is an error with a spelling hint
     (RecBole silently returns ``None`` for it). Set ``allow_unknown_config_keys: True`` for keys
     that your own code reads.
+
+    NOTE: every value is checked against the type and range its properties line declares
+    (:mod:`recbole_coldmeta.config.checks`) once the config is assembled, before RecBole's own
+    checks and before any data loads; the first bad value is one :class:`ConfigError` line.
     """
 
     def __init__(
@@ -72,7 +77,6 @@ class Config(RecBoleConfig):
         self._cmd_args = list(cmd_args or [])
         config_file_list = self._check_config_files(config_file_list)
         super().__init__(model, dataset, config_file_list, config_dict)
-        self._check_unknown_keys()
 
     @staticmethod
     def _check_config_files(config_file_list):
@@ -124,7 +128,13 @@ class Config(RecBoleConfig):
             self.external_config_dict[key] = value
 
     def _load_cmd_line(self):
-        return self._convert_config_dict(parse_cmd_overrides(self._cmd_args))
+        # NOTE: ``--key=~`` (or ``null``) is None, as in a YAML file; RecBole's eval-based
+        # conversion would keep the string '~'.
+        overrides = {
+            key: None if value in ("~", "null") else value
+            for key, value in parse_cmd_overrides(self._cmd_args).items()
+        }
+        return self._convert_config_dict(overrides)
 
     def _get_model_and_dataset(self, model, dataset):
         if model is None:
@@ -141,20 +151,33 @@ class Config(RecBoleConfig):
         super()._load_internal_config_dict(model, model_class, dataset)
         ours = properties_dir()
         protocols = [ours / "protocol" / f"{p}.yaml" for p in getattr(model_class, "protocols", ())]
-        for file in (
-            ours / "overall.yaml",
-            *protocols,
-            ours / "model" / f"{model}.yaml",
-            ours / "dataset" / f"{dataset}.yaml",
-        ):
-            if file.is_file():
-                config_dict = self._update_internal_config_dict(str(file)) or {}
-                if file.parent.name == "dataset":
-                    self.parameters["Dataset"] += [
-                        key for key in config_dict if key not in self.parameters["Dataset"]
-                    ]
+        self._property_files = [
+            file
+            for file in (
+                ours / "overall.yaml",
+                *protocols,
+                ours / "model" / f"{model}.yaml",
+                ours / "dataset" / f"{dataset}.yaml",
+            )
+            if file.is_file()
+        ]
+        for file in self._property_files:
+            config_dict = self._update_internal_config_dict(str(file)) or {}
+            if file.parent.name == "dataset":
+                self.parameters["Dataset"] += [
+                    key for key in config_dict if key not in self.parameters["Dataset"]
+                ]
 
     def _set_default_parameters(self):
+        # The assembled config is checked here, before RecBole's own checks (which end in
+        # tracebacks) and before anything reads it.
+        self._check_unknown_keys()
+        check_config(
+            self.final_config_dict,
+            run_declarations(self._property_files),
+            keys_first=self.external_config_dict,
+            origin=self._origin,
+        )
         # NOTE: RecBole 1.2.1's overall.yaml samples a training negative per positive, which its own
         # sequential models with loss_type CE then reject ("train_neg_sample_args should be None"),
         # so `run_recbole --model=SASRec` fails out of the box. Full-softmax CE needs no negatives:
@@ -180,6 +203,19 @@ class Config(RecBoleConfig):
         super()._set_default_parameters()
 
     def _init_device(self):
+        """RecBole's device set-up (:meth:`_init_process_device`); ``use_gpu`` says whether CUDA is.
+
+        NOTE: RecBole logs ``use_gpu = True`` on a machine without CUDA; it is False there, so the
+        config dump names the device the run uses (RecBole's trainer already reads
+        ``use_gpu and torch.cuda.is_available()``, so nothing else changes).
+        """
+        self._init_process_device()
+        import torch
+
+        if not torch.cuda.is_available():
+            self.final_config_dict["use_gpu"] = False
+
+    def _init_process_device(self):
         """RecBole's device set-up, plus data-parallel runs on CPU.
 
         NOTE: RecBole 1.2.1 starts every distributed run (``local_rank`` set by the launcher)
@@ -222,6 +258,10 @@ class Config(RecBoleConfig):
             final["state"] = "error"
             final["show_progress"] = False
             final["verbose"] = False
+
+    def _origin(self, key):
+        where = self._config_file_of_key.get(key)
+        return f" (from config file '{where}')" if where else ""
 
     def _check_unknown_keys(self):
         if self.final_config_dict.get("allow_unknown_config_keys"):

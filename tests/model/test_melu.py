@@ -91,7 +91,9 @@ def test_implicit_melu_learns_positives_against_negatives_and_ranks(tiny_config)
     from recbole_coldmeta.quick_start import run_coldmeta
     from recbole_coldmeta.utils import properties_dir
 
-    _, model, train_data, _, test_data = _setup(tiny_config, **IMPLICIT, metrics=["Recall", "NDCG"])
+    _, model, train_data, _, test_data = _setup(
+        tiny_config, **IMPLICIT, metrics=["Recall", "NDCG"], valid_metric="NDCG@10"
+    )
     batch = next(iter(train_data))
     users = batch["user_id"]
     items, labels, mask = model.task_rows(
@@ -124,8 +126,11 @@ def test_implicit_melu_learns_positives_against_negatives_and_ranks(tiny_config)
     [
         ("MeLU", {**IMPLICIT, "task_neg_sample_num": 0}, "task_neg_sample_num >= 1"),
         ("MeLU", IMPLICIT, "would be meaningless"),  # the rating protocol's MAE/RMSE
-        ("MeLU", {"meta_feedback": "implicite"}, "is not one of explicit, implicit"),
-        ("CCML", {**IMPLICIT, "metrics": ["NDCG"]}, "meta_feedback=implicit is MeLU's"),
+        (
+            "CCML",
+            {**IMPLICIT, "metrics": ["NDCG"], "valid_metric": "NDCG@10"},
+            "meta_feedback=implicit is MeLU's",
+        ),
     ],
 )
 def test_bad_feedback_settings_are_clear_errors(tiny_config, model, overrides, message):
@@ -174,6 +179,11 @@ def test_a_meta_train_query_rating_is_left_out_of_its_item_bias(tiny_config):
 
 def test_the_bias_prior_is_for_ratings(tiny_config):
     with pytest.raises(ConfigError, match="prior=biases is a rating prior"):
-        _setup(tiny_config, prior="biases", **IMPLICIT, metrics=["NDCG"])
+        _setup(tiny_config, prior="biases", **IMPLICIT, metrics=["NDCG"], valid_metric="NDCG@10")
     with pytest.raises(ConfigError, match="prior='bias' is not one of"):
-        _setup(tiny_config, prior="bias")
+        build_config("MeLU", "tiny", config_dict={**tiny_config, "prior": "bias"})
+
+
+def test_misspelt_feedback_is_refused_by_the_config(tiny_config):
+    with pytest.raises(ConfigError, match="is not one of explicit, implicit"):
+        build_config("MeLU", "tiny", config_dict={**tiny_config, "meta_feedback": "implicite"})
