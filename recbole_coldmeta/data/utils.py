@@ -58,19 +58,21 @@ def get_dataset_class(config):
 
 
 def create_dataset(config):
-    """Build the dataset for ``config`` after checking that its files exist.
+    """Build the dataset for ``config`` after checking its files
+    (:func:`~recbole_coldmeta.data.files.check_dataset_files`); the dataset's ``label_scales``
+    are the scales of its label columns.
 
     NOTE: unlike ``recbole.data.create_dataset`` this never reloads a pickled dataset from
     ``checkpoint_dir``: RecBole's staleness check compares only its own dataset keys, so a cached
     dataset could silently carry a split made under other settings.
     """
-    check_dataset_files(config)
+    checked = check_dataset_files(config)
     with warnings.catch_warnings():
         # RecBole 1.2.1's loaders trigger pandas FutureWarnings (chained in-place fillna,
         # Series.agg(len)) that pandas < 3 still handles as intended; keep them out of the log.
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.data")
         try:
-            dataset = get_dataset_class(config)(config)
+            dataset = get_dataset_class(config)(checked.config)
         except ValueError as error:
             if "Some feat is empty" not in str(error):  # RecBole's words when filtering emptied it
                 raise
@@ -82,6 +84,7 @@ def create_dataset(config):
             f"item_inter_num_interval={config['item_inter_num_interval']}, "
             f"val_interval={config['val_interval']}). Fix: widen these filters."
         )
+    dataset.label_scales = checked.label_scales
     if config["save_dataset"]:
         dataset.save()
     return dataset

@@ -11,6 +11,7 @@ from recbole.evaluator.base_metric import AbstractMetric
 from recbole.utils import EvaluatorType
 
 from recbole_coldmeta.meta import pad_groups
+from recbole_coldmeta.utils import DataError
 
 
 def graded_ndcg(users, scores, labels, ks):
@@ -50,6 +51,12 @@ class QueryNDCG(AbstractMetric):
     The cut-offs are ``query_ndcg_k`` (default ``[1, 3, 5]``); results are named
     ``query_ndcg@k``. It is a value-type metric, so it runs beside MAE and RMSE in RecBole's
     ``labeled`` evaluation mode.
+
+    NOTE: the gain of an item is its label, unshifted (on 1-5 ratings, the MeLU lineage's
+    numbers); a negative label would make nDCG negative or above 1, so negative labels are
+    refused, not shifted: the data checks stop a run whose label column holds one before it
+    trains (:mod:`recbole_coldmeta.data.row_checks`), and this metric raises ``DataError`` if
+    one still reaches it.
     """
 
     metric_type = EvaluatorType.VALUE
@@ -64,6 +71,12 @@ class QueryNDCG(AbstractMetric):
         scores = dataobject.get("rec.score").float().cpu()
         labels = dataobject.get("data.label").float().cpu()
         users = dataobject.get("data.user").cpu()
+        if len(labels) and labels.min() < 0:
+            raise DataError(
+                f"QueryNDCG uses labels as gains and got a negative label ({labels.min():g}). "
+                f"Fix: shift the label scale to start at 0 or above, or leave QueryNDCG out of "
+                f"metrics."
+            )
         values = graded_ndcg(users, scores, labels, self.ks)
         return {f"query_ndcg@{k}": round(value, self.decimal_place) for k, value in values.items()}
 

@@ -1,17 +1,27 @@
 """Base classes of the cold-start and cross-domain models."""
 
+from logging import getLogger
+
 import torch
 from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.utils import InputType, ModelType
 from torch import nn
 
 from recbole_coldmeta.meta import pad_groups
-from recbole_coldmeta.utils import ConfigError
+from recbole_coldmeta.utils import ConfigError, DataError
 from recbole_coldmeta.utils.enums import Phase
 
 
 def check_rating_label(model_name, config, dataset):
-    """The label field's name; ``ConfigError`` when it is not loaded or the config rescales it."""
+    """The label field's name; ``ConfigError`` when it is not loaded or the config rescales it,
+    ``DataError`` when a label lies off the scale inferred from the data.
+
+    The scale is ``dataset.label_scales[label]`` (set by the data checks,
+    :mod:`recbole_coldmeta.data.row_checks`): declared by ``rating_range``, or inferred from
+    the data and logged here. An inferred scale with outliers (1000 among 1-5 ratings) stops a
+    rating model, which would regress on them; ranking models use the label only through
+    thresholds and are not checked.
+    """
     label = config["LABEL_FIELD"]
     if label not in dataset.inter_feat:
         raise ConfigError(
@@ -26,6 +36,18 @@ def check_rating_label(model_name, config, dataset):
             f"{config['normalize_field']}), which would make MAE/RMSE meaningless. Set "
             f"normalize_all: False and leave {label!r} out of normalize_field."
         )
+    scale = getattr(dataset, "label_scales", {}).get(label)
+    if scale is not None and scale.outliers:
+        line, value, count = scale.outliers
+        raise DataError(
+            f"{scale.path} line {line}, column {label!r}: {value:g} lies off the scale of the "
+            f"other ratings ({scale.low:g} to {scale.high:g}, inferred from the data; {count} "
+            f"such row(s)), and {model_name} regresses on ratings. Fix: correct the value(s), "
+            f"or declare rating_range: [{min(scale.low, value):g}, {max(scale.high, value):g}] "
+            f"if they are on your scale."
+        )
+    if scale is not None:
+        getLogger().info(f"{model_name} predicts {label!r} on the scale {scale.describe()}")
     return label
 
 

@@ -270,7 +270,7 @@ def test_sha256_mismatch_names_file_values_and_fix(raw_dir, tmp_path):
     expected = scientific.EXPECTED_RAW_FILES[relative].sha256
     actual = hashlib.sha256((raw_dir / relative).read_bytes()).hexdigest()
     assert relative in message and expected in message and actual in message
-    assert "re-copy the raw file, or pass verify=False" in message
+    assert "re-copy the raw file" in message and "--no_verify" in message
     assert not (tmp_path / "data").exists()
 
 

@@ -2,11 +2,13 @@
 
 import math
 
+import pytest
 import torch
 from recbole.evaluator import register
 
 from recbole_coldmeta.config import Config
 from recbole_coldmeta.evaluator import QueryNDCG, graded_ndcg
+from recbole_coldmeta.utils import DataError
 
 
 def test_graded_ndcg_by_hand():
@@ -37,3 +39,23 @@ def test_registered_in_recbole_and_accepted_by_config():
         "MeLU", config_dict={"metrics": ["MAE", "QueryNDCG"], "valid_metric": "query_ndcg@3"}
     )
     assert config["valid_metric_bigger"] is True
+
+
+def test_negative_labels_are_refused_not_scored():
+    class Data:
+        def __init__(self, values):
+            self.values = values
+
+        def get(self, key):
+            return self.values[key]
+
+    metric = QueryNDCG(Config("MeLU", config_dict={"metrics": ["MAE", "QueryNDCG"]}))
+    data = {
+        "rec.score": torch.tensor([0.9, 0.1, 0.5]),
+        "data.user": torch.tensor([1, 1, 2]),
+        "data.label": torch.tensor([4.0, 1.0, 3.0]),
+    }
+    assert set(metric.calculate_metric(Data(data))) == {f"query_ndcg@{k}" for k in (1, 3, 5)}
+    data["data.label"] = torch.tensor([4.0, -1.0, 3.0])
+    with pytest.raises(DataError, match="negative label"):
+        metric.calculate_metric(Data(data))

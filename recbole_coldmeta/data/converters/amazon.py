@@ -53,6 +53,7 @@ from urllib.parse import unquote
 
 import pandas as pd
 
+from recbole_coldmeta.data.converters.hints import raw_folder_fix
 from recbole_coldmeta.data.converters.movielens import (
     _open_text,
     _raise_mismatch,
@@ -150,11 +151,7 @@ INTER_HEADER = ("user_id:token", "item_id:token", "rating:float")
 ITEM_HEADER = ("item_id:token", "title_text:token", "has_text:float")
 
 _DBPEDIA_RESOURCE = "res:"
-_RAW_FOLDER_FIX = (
-    "Fix: pass the amazon-kg-books-movies-cdr folder (with dense_subset/) as --raw_dir "
-    "(default: $COLDMETA_RAW_DATA/amazon-kg-books-movies-cdr, else "
-    "../shared/datasets/amazon-kg-books-movies-cdr)."
-)
+_RAW_FOLDER_FIX = raw_folder_fix("amazon-kg-books-movies-cdr", "dense_subset/")
 
 
 def convert_amazon_dense(raw_dir, out_dir, domain, name=None, verify=True, titles_dir=None) -> Path:
@@ -245,7 +242,7 @@ def _titles_folder_fix(raw_dir):
     return (
         f"The dense Amazon converters read it from the folder {TITLES_FOLDER} next to the raw "
         f"folder '{raw_dir.absolute()}'. Fix: put that folder (or a link to it) there, or pass "
-        f"titles_dir= to convert_amazon_dense."
+        f"titles_dir= to convert_amazon_dense in Python."
     )
 
 

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from recbole_coldmeta.data.converters.hints import MISMATCH_FIX, raw_folder_fix
 from recbole_coldmeta.utils import DataError
 
 logger = logging.getLogger(__name__)
@@ -189,10 +190,12 @@ def _check_raw_files(raw_dir, verify):
     for relative in EXPECTED_RAW_FILES:
         if not (raw_dir / relative).is_file():
             raise DataError(
-                f"Raw ML-1M file '{relative}' not found in '{raw_dir.absolute()}'. Fix: pass the "
-                f"folder that holds users.dat, movies.dat, movies_extrainfos.dat.gz, "
-                f"ratings_no_timestamp.reconstructed.dat.gz and melu_splits/ as --raw_dir "
-                f"(default: $COLDMETA_RAW_DATA/movielens-1m, else ../shared/datasets/movielens-1m)."
+                f"Raw ML-1M file '{relative}' not found in '{raw_dir.absolute()}'. "
+                + raw_folder_fix(
+                    "movielens-1m",
+                    "users.dat, movies.dat, movies_extrainfos.dat.gz, "
+                    "ratings_no_timestamp.reconstructed.dat.gz and melu_splits/",
+                )
             )
     if not verify:
         return
@@ -204,8 +207,8 @@ def _check_raw_files(raw_dir, verify):
 
 def _raise_mismatch(path, what, expected, actual):
     raise DataError(
-        f"Raw file '{path}' has {what} {actual}, expected {expected} (PROVENANCE.md). Fix: re-copy "
-        f"the raw file, or pass verify=False to convert a different copy at your own risk."
+        f"Raw file '{path}' has {what} {actual}, expected {expected} (PROVENANCE.md). "
+        + MISMATCH_FIX
     )
 
 

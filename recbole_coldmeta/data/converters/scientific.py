@@ -54,6 +54,7 @@ from recbole_coldmeta.data.converters.amazon import (
     _require,
     _title_map,
 )
+from recbole_coldmeta.data.converters.hints import raw_folder_fix
 from recbole_coldmeta.data.converters.movielens import (
     _open_text,
     _raise_mismatch,
@@ -110,11 +111,7 @@ TEXT_RAW_HEADER = ("item_id:token", "text:token_seq")
 INTER_HEADER = ("user_id:token", "item_id:token", "timestamp:float")
 ITEM_HEADER = ("item_id:token", "item_text:token")
 
-_RAW_FOLDER_FIX = (
-    "Fix: pass the amazon-scientific-mm-seq folder as --raw_dir (default: "
-    "$COLDMETA_RAW_DATA/amazon-scientific-mm-seq, else "
-    "../shared/datasets/amazon-scientific-mm-seq)."
-)
+_RAW_FOLDER_FIX = raw_folder_fix("amazon-scientific-mm-seq", "Scientific.* files")
 
 
 def convert_scientific(raw_dir, out_dir, name="scientific", verify=True) -> Path:

@@ -352,9 +352,32 @@ class ColdStartSplitMixin:
         count = np.bincount(task_users)[task_users]
         if config["support_mode"] == "all_but_query":
             self._check_task_sizes(count, config["query_size"], "query_size")
-            return rank >= count - config["query_size"]
-        self._check_task_sizes(count, config["support_size"], "support_size")
-        return rank >= config["support_size"]
+            is_query = rank >= count - config["query_size"]
+        else:
+            self._check_task_sizes(count, config["support_size"], "support_size")
+            is_query = rank >= config["support_size"]
+        return self._one_side_per_pair(users, task_rows, is_query)
+
+    def _one_side_per_pair(self, users, task_rows, is_query):
+        """``is_query`` with every row of a repeated (user, item) pair on the side of the pair's
+        first row by time (file order without a time field).
+
+        NOTE: repeats reach the split only under ``duplicate_interactions: keep``; a support row
+        and a query row of one pair would show the model the rating it is scored on. Sequences
+        (:class:`ColdStartSequentialDataset`) keep their repeats where time puts them: there a
+        repeat is a new event (see :func:`~recbole_coldmeta.data.row_checks.duplicate_policy`).
+        """
+        items = self.inter_feat[self.iid_field].to_numpy()[task_rows]
+        pair = users[task_rows] * (int(items.max()) + 1) + items
+        if len(np.unique(pair)) == len(pair):
+            return is_query
+        position = np.empty(len(users), dtype=np.int64)
+        position[self._time_order(users)] = np.arange(len(users))
+        order = np.argsort(position[task_rows], kind="stable")
+        _, first, inverse = np.unique(pair[order], return_index=True, return_inverse=True)
+        moved = np.empty_like(is_query)
+        moved[order] = is_query[order][first][inverse]
+        return moved
 
     def _check_task_sizes(self, count, size, key):
         if len(count) == 0:
@@ -398,6 +421,10 @@ class ColdStartSequentialDataset(ColdStartSplitMixin, SequentialDataset):
     Each augmented row (a prefix and its next item) takes the role of its target interaction, so
     a valid/test user's support targets train the model and their query targets evaluate it.
     """
+
+    def _one_side_per_pair(self, users, task_rows, is_query):
+        """Unchanged: in a sequence a repeated pair is a new event (a repeat purchase)."""
+        return is_query
 
     def _roles_before_format(self, roles):
         # RecBole's augmentation sorts by (user, time) with a stable sort: sorting here first

@@ -127,8 +127,9 @@ class CrossDomainDataset(Dataset):
                 f"two different datasets, e.g. source_domain: {{dataset: amazon-dense-books}} "
                 f"with dataset: amazon-dense-movies."
             )
-        check_dataset_files(source_config)
-        source = Dataset(source_config)
+        checked = check_dataset_files(source_config)
+        source = Dataset(checked.config)
+        source.label_scales = checked.label_scales
         if len(source.inter_feat) == 0:
             raise DataError(f"Source domain '{source_config['dataset']}' has no interactions.")
         return source
