@@ -24,9 +24,11 @@ SPLIT_KEY_OWNERS = (ColdStartSplitMixin, CrossDomainDataset, MetaTaskDataLoader)
 SPLIT_KEYS = frozenset().union(*(owner.split_keys for owner in SPLIT_KEY_OWNERS))
 #: Keys that decide the data besides the dataset arguments (``config.parameters["Dataset"]``) and
 #: :data:`SPLIT_KEYS`: the run's model and files (``raw_data_path``: where converters read the raw
-#: files, see ``recbole_coldmeta.data.utils``) and its randomness.
+#: files, see ``recbole_coldmeta.data.utils``; the data checks that decide which rows are kept,
+#: see ``recbole_coldmeta.data.row_checks``) and its randomness.
 RUN_SPLIT_KEYS = frozenset(
     {"model", "dataset", "data_path", "raw_data_path", "seed", "reproducibility"}
+    | {"encoding", "drop_incomplete_rows", "duplicate_interactions", "rating_range"}
 )
 #: Keys that decide how a trial is scored: trials are only comparable when these are equal.
 SELECTION_KEYS = frozenset(

@@ -51,6 +51,11 @@ HAND_KEPT_FROZEN_KEYS = {
     "data_path",
     "seed",
     "reproducibility",
+    # data checks: which rows a dataset keeps
+    "encoding",
+    "drop_incomplete_rows",
+    "duplicate_interactions",
+    "rating_range",
     # scoring
     "eval_args",
     "metrics",
