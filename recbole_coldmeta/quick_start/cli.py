@@ -129,7 +129,13 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt as interrupt:
-        message = str(interrupt) or "interrupted before training started; nothing to resume"
+        if args.benchmark:
+            message = (
+                "interrupted; the benchmark's finished runs are kept in its runs.csv, and the "
+                "same command runs the others"
+            )
+        else:
+            message = str(interrupt) or "interrupted before training started; nothing to resume"
         print(message, file=sys.stderr, flush=True)
         return _exit_code(interrupt)
 

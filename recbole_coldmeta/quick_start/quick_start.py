@@ -13,6 +13,7 @@ from recbole.utils import init_logger, init_seed, set_color
 from recbole_coldmeta.config import Config
 from recbole_coldmeta.data import create_dataset, data_preparation
 from recbole_coldmeta.registry import get_model, get_trainer
+from recbole_coldmeta.trainer import PhasedTrainer
 from recbole_coldmeta.trainer.resume import read_resume_checkpoint
 from recbole_coldmeta.utils import ColdMetaError, ConfigError
 from recbole_coldmeta.utils.atomic import atomic_write_text, check_writable_dir
@@ -173,10 +174,12 @@ def check_resume(config, resume_file):
     """
     if not config["single_spec"]:
         raise ConfigError("--resume continues single-process runs; drop --nproc/--world_size.")
-    if not get_trainer(config["MODEL_TYPE"], config["model"]).resumable:
+    trainer_class = get_trainer(config["MODEL_TYPE"], config["model"])
+    if not trainer_class.resumable:
+        how = "trains in phases" if issubclass(trainer_class, PhasedTrainer) else "has no epochs"
         raise ConfigError(
-            f"{config['model']} trains in phases or fits in closed form, and such a run cannot "
-            f"be resumed; run it again without --resume."
+            f"{config['model']} {how} ({trainer_class.__name__}), and such a run cannot be "
+            f"resumed; run it again without --resume."
         )
     read_resume_checkpoint(resume_file, config)
 

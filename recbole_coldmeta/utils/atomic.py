@@ -79,14 +79,21 @@ def check_writable_dir(folder, what, shown=None):
         ConfigError: naming ``what``, the value, the reason and the fix.
     """
     shown = folder if shown is None else shown
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ConfigError(
+            f"{what}={shown} cannot be written: {existing} is a file, not a folder; choose a "
+            f"path in a folder you can write to."
+        )
     try:
         os.makedirs(folder, exist_ok=True)
         handle, probe = tempfile.mkstemp(dir=folder, prefix=".write-probe-")
         os.close(handle)
         os.remove(probe)
     except OSError as error:
-        reason = error.strerror or str(error)
         raise ConfigError(
-            f"{what}={shown} cannot be written ({reason}: {error.filename or folder}); choose a "
-            f"path in a folder you can write to."
+            f"{what}={shown} cannot be written ({error.strerror or error}: "
+            f"{error.filename or folder}); choose a path in a folder you can write to."
         ) from None
