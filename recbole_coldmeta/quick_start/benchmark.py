@@ -33,6 +33,7 @@ error bars, one row of panels per setting).
 """
 
 import csv
+import io
 import json
 import math
 import os
@@ -43,6 +44,7 @@ import yaml
 
 from recbole_coldmeta.registry import get_model
 from recbole_coldmeta.utils import ConfigError
+from recbole_coldmeta.utils.atomic import atomic_path, atomic_write_text, check_writable_dir
 from recbole_coldmeta.utils.config_keys import known_config_keys
 
 SMALLER_IS_BETTER = ("mae", "rmse", "logloss", "averagepopularity", "giniindex")
@@ -140,10 +142,11 @@ def _write_runs(path, runs):
     columns = list(RUN_KEYS)
     for run in runs:
         columns += [key for key in run if key not in columns]
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(runs)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(runs)
+    atomic_write_text(path, text.getvalue())
 
 
 def _settings_of_run(spec, setting, entry):
@@ -182,12 +185,16 @@ def run_benchmark(path, output_dir="results", runner=None):
 
     Returns:
         str: the output folder.
+
+    Raises:
+        ConfigError: before any run, for a bad benchmark file or an output folder that cannot
+            be created or written.
     """
     if runner is None:
         from recbole_coldmeta.quick_start.quick_start import run_coldmeta as runner
     spec = load_benchmark(path)
     folder = os.path.join(output_dir, spec["name"])
-    os.makedirs(folder, exist_ok=True)
+    check_writable_dir(folder, "--output_dir", shown=output_dir)
     runs_file = os.path.join(folder, "runs.csv")
     runs = _read_runs(runs_file)
     done = {(run.get("setting", ""), run["label"], int(run["seed"])) for run in runs}
@@ -219,8 +226,7 @@ def run_benchmark(path, output_dir="results", runner=None):
     _check_shared_splits(runs)
     labels = [entry["label"] for entry in spec["models"]]
     settings = [setting["label"] for setting in spec["settings"]]
-    with open(os.path.join(folder, "table.md"), "w", encoding="utf-8") as f:
-        f.write(summarize(runs, labels, settings))
+    atomic_write_text(os.path.join(folder, "table.md"), summarize(runs, labels, settings))
     plot(runs, labels, os.path.join(folder, "plot.png"), settings)
     return folder
 
@@ -314,7 +320,8 @@ def plot(runs, labels, path, settings=("",)):
     for row, (setting, groups) in enumerate(rows):
         _plot_row(axes[row], _in_setting(runs, setting), groups, setting)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=120, format="png")
     plt.close(figure)
 
 

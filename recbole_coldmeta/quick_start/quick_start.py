@@ -13,7 +13,10 @@ from recbole.utils import init_logger, init_seed, set_color
 from recbole_coldmeta.config import Config
 from recbole_coldmeta.data import create_dataset, data_preparation
 from recbole_coldmeta.registry import get_model, get_trainer
+from recbole_coldmeta.trainer import PhasedTrainer
+from recbole_coldmeta.trainer.resume import read_resume_checkpoint
 from recbole_coldmeta.utils import ColdMetaError, ConfigError
+from recbole_coldmeta.utils.atomic import atomic_write_text, check_writable_dir
 
 
 def plain(value):
@@ -61,6 +64,7 @@ def run_coldmeta(
     config_dict=None,
     cmd_args=None,
     saved=True,
+    resume=None,
 ):
     """Train ``model`` on ``dataset``, select it on validation data, evaluate it on test data.
 
@@ -71,6 +75,9 @@ def run_coldmeta(
         config_dict (dict): parameter overrides.
         cmd_args (list of str): ``--key=value`` overrides, highest precedence.
         saved (bool): save the best checkpoint and reload it before testing.
+        resume (str): a last-epoch checkpoint (``<checkpoint>-last.pth``) of an interrupted run
+            of the same command: training continues from it to the result the uninterrupted
+            run would have given.
 
     Returns:
         dict: ``model``, ``dataset``, ``seed``, ``best_valid_score``, ``valid_result``,
@@ -79,9 +86,22 @@ def run_coldmeta(
         interaction counts of its parts); metric values are plain floats. With
         ``also_test_states``, ``state_results`` and ``state_splits`` hold the metrics and split
         counts of ``test_state`` and of each further state (the same trained model).
+
+    Raises:
+        ColdMetaError: before any data loads for a bad configuration, an unwritable
+            ``checkpoint_dir`` or a ``resume`` file that cannot continue this run.
+        RunInterrupted: SIGINT (or SIGTERM, where the caller turns it into KeyboardInterrupt)
+            while training or testing; the checkpoints are kept and the error names the one to
+            resume from.
+
+    NOTE: checkpoints are deleted once the result is in, unless ``keep_checkpoints``; an
+    interrupted or failed run keeps them.
     """
     config = build_config(model, dataset, config_file_list, config_dict, cmd_args)
     check_also_test_states(config)
+    check_writable_dir(config["checkpoint_dir"], "checkpoint_dir")
+    if resume is not None:
+        check_resume(config, resume)
     logger = getLogger()
     logger.info(config)
 
@@ -91,7 +111,24 @@ def run_coldmeta(
 
     model, trainer = build_model_and_trainer(config, train_data.dataset)
     logger.info(model)
+    trainer.write_resume_checkpoints = trainer.resumable and config["single_spec"]
+    if resume is not None:
+        trainer.resume_checkpoint(resume)
 
+    try:
+        result = _train_and_test(config, dataset, trainer, train_data, valid_data, test_data, saved)
+    except KeyboardInterrupt:
+        raise trainer.interrupted() from None
+    trainer.remove_checkpoints(keep_best=config["keep_checkpoints"])
+    if not config["single_spec"]:
+        torch.distributed.destroy_process_group()
+    return result
+
+
+def _train_and_test(config, dataset, trainer, train_data, valid_data, test_data, saved):
+    """Fit, test and (``also_test_states``) test on further states: :func:`run_coldmeta`'s
+    result dict."""
+    logger = getLogger()
     start = time.perf_counter()
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, saved=saved, show_progress=config["show_progress"]
@@ -124,9 +161,27 @@ def run_coldmeta(
             logger.info(set_color(f"test result ({state})", "yellow") + f": {metrics}")
             result["state_results"][state] = plain(dict(metrics))
             result["state_splits"][state] = split
-    if not config["single_spec"]:
-        torch.distributed.destroy_process_group()
     return result
+
+
+def check_resume(config, resume_file):
+    """``resume_file`` can continue a run of ``config`` (checked before any data loads).
+
+    Raises:
+        ConfigError: the model's trainer cannot resume, the run is data-parallel, or the file
+            is not a last-epoch checkpoint of this model, dataset and seed
+            (:func:`~recbole_coldmeta.trainer.resume.read_resume_checkpoint`).
+    """
+    if not config["single_spec"]:
+        raise ConfigError("--resume continues single-process runs; drop --nproc/--world_size.")
+    trainer_class = get_trainer(config["MODEL_TYPE"], config["model"])
+    if not trainer_class.resumable:
+        how = "trains in phases" if issubclass(trainer_class, PhasedTrainer) else "has no epochs"
+        raise ConfigError(
+            f"{config['model']} {how} ({trainer_class.__name__}), and such a run cannot be "
+            f"resumed; run it again without --resume."
+        )
+    read_resume_checkpoint(resume_file, config)
 
 
 def run_coldmeta_parallel(
@@ -241,12 +296,12 @@ def evaluate_on_state(config, trainer, state):
 
 
 def write_result(result, result_file):
-    """Write ``result`` as one JSON object to ``result_file``."""
-    with open(result_file, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
-        f.write("\n")
+    """Write ``result`` as one JSON object to ``result_file`` (atomically)."""
+    atomic_write_text(result_file, json.dumps(result, indent=2) + "\n")
 
 
 def print_test_result(result, stream=None):
-    """Print the test metrics as one JSON line (the run's last line on stdout)."""
-    print(json.dumps(result["test_result"]), file=stream or sys.stdout, flush=True)
+    """Print model, dataset, seed and test metrics as one JSON line (the run's last line on
+    stdout): ``{"model": ..., "dataset": ..., "seed": ..., "test_result": {...}}``."""
+    line = {key: result[key] for key in ("model", "dataset", "seed", "test_result")}
+    print(json.dumps(line), file=stream or sys.stdout, flush=True)

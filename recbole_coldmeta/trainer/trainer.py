@@ -9,6 +9,7 @@ import copy
 import functools
 import os
 import uuid
+import warnings
 
 import torch
 from recbole.data.interaction import cat_interactions
@@ -18,7 +19,20 @@ from torch.nn.parallel import DistributedDataParallel
 
 from recbole_coldmeta.data import build_dataloaders
 from recbole_coldmeta.evaluator import ColdCollector
-from recbole_coldmeta.utils import as_single_process
+from recbole_coldmeta.trainer.resume import (
+    RESUME_FORMAT,
+    RunInterrupted,
+    last_checkpoint_file,
+    read_resume_checkpoint,
+    restore_rng_state,
+    rng_state,
+)
+from recbole_coldmeta.utils import ConfigError, as_single_process
+from recbole_coldmeta.utils.atomic import atomic_path
+
+#: RecBole's ``_train_epoch`` builds a ``torch.cuda.amp.GradScaler`` every epoch, which torch
+#: >= 2.4 answers with this FutureWarning even on CPU (where the scaler is disabled anyway).
+GRAD_SCALER_DEPRECATION = r"`torch\.cuda\.amp\.GradScaler\(args\.\.\.\)` is deprecated"
 
 
 def load_own_checkpoint(checkpoint_file, device):
@@ -41,8 +55,17 @@ class ColdMetaTrainerMixin:
     - reloads its own checkpoints through :func:`load_own_checkpoint` (torch >= 2.6);
     - collects each evaluated row's user, for per-user value metrics such as ``QueryNDCG``;
     - calls the model's ``on_epoch_start(epoch)`` hook, if it has one, before each epoch;
-    - trains data-parallel on CPU (gloo) as well as on GPUs (see :meth:`__init__`).
+    - trains data-parallel on CPU (gloo) as well as on GPUs (see :meth:`__init__`);
+    - writes every checkpoint atomically (a temporary name, then a rename);
+    - with ``write_resume_checkpoints`` set, writes the state before each epoch after the first
+      to :attr:`last_checkpoint_file`, which :meth:`resume_checkpoint` continues from, to the
+      bit the run that was not interrupted;
+    - keeps RecBole's per-epoch ``torch.cuda.amp.GradScaler`` FutureWarning quiet;
+    - :meth:`remove_checkpoints` deletes the run's files once its result is in.
     """
+
+    #: Whether a run of this trainer can be continued from a last-epoch checkpoint.
+    resumable = True
 
     def __init__(self, config, model):
         # NOTE: RecBole's trainer wraps the model in DistributedDataParallel with
@@ -66,11 +89,61 @@ class ColdMetaTrainerMixin:
         if not config["single_spec"]:
             torch.distributed.broadcast_object_list(name, src=0)
         self.saved_model_file = name[0]
+        self.write_resume_checkpoints = False
+        self.current_epoch = None
+        self._resumed_rng_state = None
+
+    @property
+    def last_checkpoint_file(self):
+        """Where the state before the latest epoch is kept (``<saved_model_file stem>-last``)."""
+        return last_checkpoint_file(self.saved_model_file)
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        # NOTE: the state "before epoch k" is what RecBole's fit holds between epochs k-1 and k
+        # (model, optimizer, early-stopping counters, every random stream); it is saved here,
+        # the first thing of epoch k, and a resumed run puts it back at the same place, so
+        # epoch k and everything after it repeat exactly.
+        self.current_epoch = epoch_idx
+        if self._resumed_rng_state is not None:
+            restore_rng_state(self._resumed_rng_state, train_data, self.model)
+            self._resumed_rng_state = None
+        elif self.write_resume_checkpoints and epoch_idx > self.start_epoch:
+            self._save_last_checkpoint(train_data, epoch_idx)
         if hasattr(self.model, "on_epoch_start"):
             self.model.on_epoch_start(epoch_idx)
-        return super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message=GRAD_SCALER_DEPRECATION, category=FutureWarning
+            )
+            return super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
+
+    def _save_last_checkpoint(self, train_data, epoch_idx):
+        state = {
+            "format": RESUME_FORMAT,
+            "model": self.config["model"],
+            "dataset": self.config["dataset"],
+            "seed": self.config["seed"],
+            "epoch": epoch_idx - 1,
+            "cur_step": self.cur_step,
+            "best_valid_score": float(self.best_valid_score),
+            "best_valid_result": None
+            if self.best_valid_result is None
+            else {key: float(value) for key, value in self.best_valid_result.items()},
+            "best_model_file": os.path.abspath(self.saved_model_file),
+            "state_dict": self.model.state_dict(),
+            "other_parameter": self.model.other_parameter(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": rng_state(train_data, self.model),
+        }
+        with atomic_path(self.last_checkpoint_file) as temporary:
+            torch.save(state, temporary)
+
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        target = kwargs.pop("saved_model_file", self.saved_model_file)
+        with atomic_path(target) as temporary:
+            super()._save_checkpoint(epoch, verbose=False, saved_model_file=temporary, **kwargs)
+        if verbose and os.path.exists(target):
+            self.logger.info(set_color("Saving current", "blue") + f": {target}")
 
     def _reload(self, checkpoint_file):
         """Restore the model from a checkpoint this run wrote (rank 0, in a data-parallel run)."""
@@ -90,14 +163,55 @@ class ColdMetaTrainerMixin:
         return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
 
     def resume_checkpoint(self, resume_file):
-        checkpoint = load_own_checkpoint(resume_file, self.device)
-        self.saved_model_file = str(resume_file)
+        """Continue the run that wrote the last-epoch checkpoint ``resume_file``: its model,
+        optimizer, early-stopping state and best-model file now; its random streams at the
+        start of the next epoch (:meth:`_train_epoch`). ``fit`` then starts at that epoch.
+
+        Raises:
+            ConfigError: see :func:`read_resume_checkpoint`; or the checkpoint's parameters do
+                not fit this run's model (another model configuration).
+        """
+        checkpoint = read_resume_checkpoint(resume_file, self.config)
+        try:
+            self._restore_model(checkpoint)
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as error:
+            raise ConfigError(
+                f"--resume={resume_file} does not fit this run's model ({str(error)[:200]}); "
+                f"resume with the configuration the checkpoint was written with."
+            ) from None
+        self.saved_model_file = checkpoint["best_model_file"]
         self.start_epoch = checkpoint["epoch"] + 1
         self.cur_step = checkpoint["cur_step"]
         self.best_valid_score = checkpoint["best_valid_score"]
-        self._restore_model(checkpoint)
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.best_valid_result = checkpoint["best_valid_result"]
+        self._resumed_rng_state = checkpoint["rng"]
+        self.write_resume_checkpoints = True
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+
+    def interrupted(self):
+        """The :class:`RunInterrupted` to raise when a signal stops this trainer's run."""
+        resume_file = self.last_checkpoint_file if self.write_resume_checkpoints else None
+        if resume_file is not None and not os.path.isfile(resume_file):
+            resume_file = None
+        return RunInterrupted(self.current_epoch, resume_file)
+
+    def remove_checkpoints(self, keep_best=False):
+        """Delete the files this run's checkpoints went to: the last-epoch file, the phases'
+        files and, unless ``keep_best``, the best-model file (rank 0 of a data-parallel run,
+        once every rank is done with them)."""
+        if not self.config["single_spec"]:
+            torch.distributed.barrier()
+            if self.config["local_rank"] != 0:
+                return
+        folder, name = os.path.split(self.saved_model_file)
+        stem, extension = os.path.splitext(name)
+        if not os.path.isdir(folder or "."):
+            return
+        for entry in os.listdir(folder or "."):
+            own = entry.startswith(f"{stem}-") and entry.endswith(extension)
+            if own or (entry == name and not keep_best):
+                os.remove(os.path.join(folder, entry))
 
 
 @functools.cache
@@ -127,7 +241,13 @@ class PhasedTrainer(ColdMetaTrainer):
 
     NOTE: the cross-domain pre-training phases are selected on held-out interactions of their own
     domain; their bridge phase on the validation users.
+
+    NOTE: a phased run cannot be resumed (``resumable`` is False): each phase is a fresh
+    trainer, so a resume would have to restore the phase too; an interrupted phased run is
+    started again.
     """
+
+    resumable = False
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False,
             callback_fn=None):  # fmt: skip
@@ -211,6 +331,8 @@ class PhaseTrainer(ColdMetaTrainer):
     phase's parameters (``model.phase_parameters(phase)``); every other field is RecBole's own
     initial state, so nothing of an earlier phase carries over."""
 
+    resumable = False
+
     def __init__(self, config, model, phase):
         self.trained_parameters = model.phase_parameters(phase)
         super().__init__(config, model)
@@ -234,8 +356,11 @@ class StatisticTrainer(ColdMetaTrainer):
 
     NOTE: the train loader is never iterated: the models read their statistics from the train
     dataset when they are built, so RecBole's epochs over it (a fake loss) would only cost time.
-    Every setting is tried (no early stop); without ``valid_data`` the first one is kept.
+    Every setting is tried (no early stop); without ``valid_data`` the first one is kept. There
+    are no epochs to resume from (``resumable`` is False): an interrupted fit is started again.
     """
+
+    resumable = False
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False,
             callback_fn=None):  # fmt: skip

@@ -220,8 +220,9 @@ COUPLINGS = (
         signature="(self, valid_data, show_progress=False)",
     ),
     Coupling(
-        _TRAINER, "_save_checkpoint", Kind.CALL, (_OUR_TRAINER,),
-        "StatisticTrainer: the selected setting is saved as RecBole saves its best epoch",
+        _TRAINER, "_save_checkpoint", Kind.OVERRIDE, (_OUR_TRAINER,),
+        "write each checkpoint to a temporary name (its saved_model_file keyword), then rename; "
+        "StatisticTrainer saves its selected setting through it as RecBole saves a best epoch",
         signature="(self, epoch, verbose=True, **kwargs)",
     ),
     Coupling(
@@ -243,6 +244,11 @@ COUPLINGS = (
         _TRAINER, "best_valid_score", Kind.ATTRIBUTE, (_OUR_TRAINER,),
         "set when resuming",
         read_by=(f"{_TRAINER}.fit", f"{_TRAINER}._save_checkpoint"),
+    ),
+    Coupling(
+        _TRAINER, "best_valid_result", Kind.ATTRIBUTE, (_OUR_TRAINER,),
+        "saved in the last-epoch checkpoint and set when resuming: fit returns it",
+        read_by=(f"{_TRAINER}.fit",),
     ),
     Coupling(
         _TRAINER, "optimizer", Kind.ATTRIBUTE, (_OUR_TRAINER,),

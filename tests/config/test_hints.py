@@ -26,8 +26,9 @@ COMMANDS = {
     "recbole_coldmeta.benchmarks.speed": ("benchmarks/speed/",),
     "recbole_coldmeta.benchmarks.epoch_cost": ("benchmarks/epoch_cost.py",),
 }
-#: ``--key=value`` stands for any config override.
-PLACEHOLDERS = {"key"}
+#: Words a message may write as a flag that are no key: ``--key=value`` (any config override)
+#: and argparse's own ``--help``.
+PLACEHOLDERS = {"key", "help"}
 FLAG = re.compile(r"(?<![\w-])--([a-z_]+)(?![\w-])")
 
 

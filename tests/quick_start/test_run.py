@@ -49,31 +49,81 @@ def test_recbole_builtin_runs_one_epoch(model, tiny_config):
     _check_result(result, model)
 
 
-def test_cli_writes_result_file_and_prints_test_result_last(tiny_data_path, tmp_path):
-    result_file = tmp_path / "r.json"
-    completed = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "run_recbole_coldmeta.py"),
-            "--model=BPR",
-            "--dataset=tiny",
-            f"--data_path={tiny_data_path}",
-            "--epochs=1",
-            "--seed=7",
-            "--show_progress=False",
-            f"--result_file={result_file}",
-        ],
+def _cli(*args, cwd):
+    return subprocess.run(
+        [sys.executable, str(REPO / "run_recbole_coldmeta.py"), *args],
         capture_output=True,
         text=True,
-        cwd=tmp_path,
+        cwd=cwd,
         timeout=300,
+    )
+
+
+def test_cli_writes_result_file_and_prints_test_result_last(tiny_data_path, tmp_path):
+    result_file = tmp_path / "out" / "r.json"  # its folder is created
+    completed = _cli(
+        "--model=BPR",
+        "--dataset=tiny",
+        f"--data_path={tiny_data_path}",
+        "--epochs=2",
+        "--seed=7",
+        "--show_progress=False",
+        f"--result_file={result_file}",
+        cwd=tmp_path,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     result = json.loads(result_file.read_text())
     _check_result(result, "BPR")
     assert result["seed"] == 7
-    last_line = completed.stdout.strip().splitlines()[-1]
-    assert json.loads(last_line) == result["test_result"]
+    last_line = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert last_line == {
+        "model": "BPR",
+        "dataset": "tiny",
+        "seed": 7,
+        "test_result": last_line["test_result"],
+    }
+    assert last_line["test_result"] == result["test_result"]
+    # the log (RecBole's INFO lines) is on stdout; stderr is for errors only, and no
+    # GradScaler FutureWarning was printed for the CPU run
+    assert completed.stderr == ""
+    assert "Saving current" in completed.stdout and "GradScaler" not in completed.stdout
+    # the run's checkpoints are gone once its result is in (keep_checkpoints: False)
+    assert list((tmp_path / "saved").iterdir()) == []
+    assert [p.name for p in result_file.parent.iterdir()] == ["r.json"]  # no temporary left
+
+
+def test_keep_checkpoints_keeps_only_the_best_model(tiny_config, tmp_path):
+    run_coldmeta("MeLU", "tiny", config_dict={**tiny_config, "epochs": 3, "keep_checkpoints": True})
+    kept = [p.name for p in (tmp_path / "saved").iterdir()]
+    assert len(kept) == 1 and kept[0].startswith("MeLU-") and not kept[0].endswith("-last.pth")
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        # found after the data loaded and the log began
+        (["--support_mode=first", "--support_size=1000"], "support"),
+        # found by the config, before the data loads
+        (["--dataset=nosuch"], "Dataset 'nosuch' not found"),
+    ],
+)
+def test_an_error_is_the_only_line_on_stderr(args, expected, tiny_data_path, tmp_path):
+    completed = _cli(
+        "--model=MeLU", "--dataset=tiny", f"--data_path={tiny_data_path}", *args, cwd=tmp_path
+    )
+    assert completed.returncode == 2
+    lines = completed.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
+
+
+def test_help_lists_the_models_and_the_data_flags(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag in ("--dataset", "--data_path", "--config_files", "--result_file", "--resume"):
+        assert flag in text
+    for model in ("MeLU", "CCML", "MML", "UserItemBias", "PTUPCDR"):
+        assert model in text
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,9 @@
 """Checkpoint save / reload through our trainer wrapper (torch >= 2.6 weights_only default)."""
 
+import os
+import warnings
+
+import pytest
 import torch
 from recbole.trainer import Trainer
 
@@ -7,6 +11,7 @@ from recbole_coldmeta.data import create_dataset, data_preparation
 from recbole_coldmeta.quick_start import build_config
 from recbole_coldmeta.registry import get_model, get_trainer
 from recbole_coldmeta.trainer import ColdMetaTrainerMixin, load_own_checkpoint
+from recbole_coldmeta.utils import ConfigError
 
 
 def _setup(tiny_config, epochs=2):
@@ -38,15 +43,48 @@ def test_train_save_reload_evaluate(tiny_config):
 
 
 def test_resume_checkpoint_restores_training_state(tiny_config):
+    config, trainer, train_data, valid_data, _ = _setup(tiny_config, epochs=3)
+    trainer.write_resume_checkpoints = True
+    trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+    saved = torch.load(trainer.last_checkpoint_file, weights_only=True)  # no pickled objects
+    assert saved["epoch"] == 1  # the state before the last epoch, 2
+    _, resumed, *_ = _setup(tiny_config, epochs=3)
+    resumed.resume_checkpoint(trainer.last_checkpoint_file)
+    assert resumed.start_epoch == 2 and resumed.saved_model_file == trainer.saved_model_file
+    assert resumed.best_valid_score == saved["best_valid_score"]
+    for key, value in resumed.model.state_dict().items():
+        assert torch.equal(value, saved["state_dict"][key])
+
+
+def test_a_best_model_checkpoint_is_not_a_resume_checkpoint(tiny_config):
     _, trainer, train_data, valid_data, _ = _setup(tiny_config)
     trainer.fit(train_data, valid_data, saved=True, show_progress=False)
     _, resumed, *_ = _setup(tiny_config)
-    resumed.resume_checkpoint(trainer.saved_model_file)
-    saved = load_own_checkpoint(trainer.saved_model_file, "cpu")
-    assert resumed.start_epoch == saved["epoch"] + 1
-    assert resumed.best_valid_score == trainer.best_valid_score
-    for key, value in resumed.model.state_dict().items():
-        assert torch.equal(value, saved["state_dict"][key])
+    with pytest.raises(ConfigError, match="is not a last-epoch checkpoint"):
+        resumed.resume_checkpoint(trainer.saved_model_file)
+
+
+def test_training_on_cpu_shows_no_grad_scaler_warning(tiny_config):
+    _, trainer, train_data, valid_data, _ = _setup(tiny_config)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(train_data, valid_data, saved=False, show_progress=False)
+    assert not [w for w in caught if "GradScaler" in str(w.message)]
+
+
+def test_checkpoints_are_written_atomically_and_removed_with_the_run(tiny_config, tmp_path):
+    _, trainer, train_data, valid_data, _ = _setup(tiny_config, epochs=3)
+    trainer.write_resume_checkpoints = True
+    trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+    folder = tmp_path / "saved"
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted(
+        [os.path.basename(trainer.saved_model_file), os.path.basename(trainer.last_checkpoint_file)]
+    )  # no temporary file left behind
+    trainer.remove_checkpoints(keep_best=True)
+    assert [p.name for p in folder.iterdir()] == [os.path.basename(trainer.saved_model_file)]
+    trainer.remove_checkpoints()
+    assert list(folder.iterdir()) == []
 
 
 def test_two_trainers_started_together_never_share_a_checkpoint_file(tiny_config):

@@ -24,6 +24,7 @@ from recbole_coldmeta.quick_start.hyper.report import (
 )
 from recbole_coldmeta.registry import get_model
 from recbole_coldmeta.utils import ConfigError
+from recbole_coldmeta.utils.atomic import check_writable_file
 
 ALGOS = ("exhaustive", "random", "bayes")
 TOOLS = ("Hyperopt", "Ray")
@@ -97,7 +98,8 @@ def run_hyper(
 
     Raises:
         ConfigError: before any training, for a missing or malformed params file, an unknown or
-            frozen key, an empty range or choice list, an unknown tool or algo.
+            frozen key, an empty range or choice list, an unknown tool or algo, or outputs that
+            cannot be written.
 
     NOTE: the dataset is built and split once, from the base configuration, and every trial
     trains on that split: trials are then compared on the same validation users, which is what
@@ -135,6 +137,8 @@ def run_hyper(
     output_file = output_file or f"hyper_{model_name}.result"
     stem = os.path.splitext(output_file)[0]
     trials_file, plot_file = f"{stem}_trials.csv", f"{stem}_trials.png"
+    for path in (output_file, trials_file, plot_file):  # all three, before any trial
+        check_writable_file(path, "--output_file")
 
     from hyperopt import rand, tpe
     from recbole.trainer import HyperTuning

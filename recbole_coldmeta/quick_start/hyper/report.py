@@ -1,9 +1,12 @@
 """Outputs of a tuning run: RecBole's result text, the trials CSV and the PNG plot."""
 
 import csv
+import io
 import json
 
 import numpy as np
+
+from recbole_coldmeta.utils.atomic import atomic_path, atomic_write_text
 
 
 def _result_line(result):
@@ -11,20 +14,26 @@ def _result_line(result):
 
 
 def write_output_file(tuner, result, output_file):
-    """RecBole's ``export_result`` (every trial; our own lines for Ray), then the selected one."""
-    if tuner is not None:
-        tuner.export_result(output_file=output_file)
-    else:
-        with open(output_file, "w", encoding="utf-8") as f:
-            for trial in result["trials"]:
-                params = ", ".join(f"{key}:{value}" for key, value in trial["params"].items())
-                f.write(
-                    f"{params}\nValid result:\n{_result_line(trial['valid_result'])}\n"
-                    f"Test result:\n{_result_line(trial['test_result'])}\n\n"
-                )
+    """RecBole's ``export_result`` (every trial; our own lines for Ray), then the selected one;
+    written to a temporary file, renamed to ``output_file`` when complete."""
+    with atomic_path(output_file) as temporary:
+        if tuner is not None:
+            tuner.export_result(output_file=temporary)
+        else:
+            with open(temporary, "w", encoding="utf-8") as f:
+                for trial in result["trials"]:
+                    params = ", ".join(f"{key}:{value}" for key, value in trial["params"].items())
+                    f.write(
+                        f"{params}\nValid result:\n{_result_line(trial['valid_result'])}\n"
+                        f"Test result:\n{_result_line(trial['test_result'])}\n\n"
+                    )
+        _append_selected(result, temporary)
+
+
+def _append_selected(result, path):
     direction = "higher" if result["valid_score_bigger"] else "lower"
     params = ", ".join(f"{key}:{value}" for key, value in result["best_params"].items())
-    with open(output_file, "a", encoding="utf-8") as f:
+    with open(path, "a", encoding="utf-8") as f:
         f.write(
             f"Best params (trial {result['best_trial']} of {len(result['trials'])}, selected on "
             f"valid {result['valid_metric']}, {direction} is better):\n{params}\n"
@@ -41,19 +50,20 @@ def write_trials_csv(result, path):
     columns = ["trial", *names, "valid_score"]
     columns += [f"valid/{m}" for m in metrics] + [f"test/{m}" for m in metrics]
     columns += ["seconds", "selected"]
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        for trial in trials:
-            row = {"trial": trial["trial"], "valid_score": trial["best_valid_score"]}
-            for name, value in trial["params"].items():
-                row[name] = json.dumps(value) if isinstance(value, list | dict) else value
-            for m in metrics:
-                row[f"valid/{m}"] = trial["valid_result"].get(m)
-                row[f"test/{m}"] = trial["test_result"].get(m)
-            row["seconds"] = trial["seconds"]
-            row["selected"] = trial["trial"] == result["best_trial"]
-            writer.writerow(row)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    for trial in trials:
+        row = {"trial": trial["trial"], "valid_score": trial["best_valid_score"]}
+        for name, value in trial["params"].items():
+            row[name] = json.dumps(value) if isinstance(value, list | dict) else value
+        for m in metrics:
+            row[f"valid/{m}"] = trial["valid_result"].get(m)
+            row[f"test/{m}"] = trial["test_result"].get(m)
+        row["seconds"] = trial["seconds"]
+        row["selected"] = trial["trial"] == result["best_trial"]
+        writer.writerow(row)
+    atomic_write_text(path, text.getvalue())
 
 
 def plot_trials(result, path):
@@ -81,4 +91,5 @@ def plot_trials(result, path):
     axis.set_title(f"{result['model']} on {result['dataset']}: {result['algo']} search")
     axis.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=120, format="png")
