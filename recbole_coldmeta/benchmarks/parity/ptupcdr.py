@@ -56,6 +56,8 @@ OURS = [
     )
     for refit in (False, True)
 ]  # fmt: skip
+#: Runs started first (every seed), so that an interrupted run has the central comparison.
+PRIORITY = ("official-init0.1", "ours-ptupcdr-refitTrue", "ours-ptupcdr-refitFalse")
 #: Table rows of the authors' code: (label, init key, stage).
 OFFICIAL_ROWS = [
     ("official PTUPCDR, N(0, 1) init (theirs)", "official-init1", "PTUPCDR"),
@@ -102,7 +104,7 @@ def export_seed(options, seed, folder):
 
 
 def plan_jobs(options, seed, data_dir, init_std):
-    """``{key: (command, result file)}`` of one seed's runs, the most telling first."""
+    """``{key: (command, result file)}`` of one seed's runs."""
     folder = os.path.dirname(data_dir)
     jobs = {}
     for key, std in (("official-init0.1", init_std), ("official-init1", None)):
@@ -206,8 +208,7 @@ def main(argv=None):
             pending.append((key, seed, command, result_file))
     threads = max(1, (os.cpu_count() or 1) // max(1, options.jobs))
     todo = [job for job in pending if not os.path.isfile(job[3])]
-    order = {key: rank for rank, key in enumerate(["official-init0.1", OURS[1][0], OURS[0][0]])}
-    todo.sort(key=lambda job: (order.get(job[0], len(order)), job[1]))
+    todo.sort(key=lambda job: (PRIORITY.index(job[0]) if job[0] in PRIORITY else 3, job[1]))
     failed = []
     with concurrent.futures.ThreadPoolExecutor(max(1, options.jobs)) as pool:
         futures = {pool.submit(run_job, job[2], job[3], threads): job for job in todo}

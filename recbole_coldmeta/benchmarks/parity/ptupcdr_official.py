@@ -19,7 +19,7 @@ folder goes on ``sys.path`` in this process only) and run unchanged, but for:
   (ours: ``properties/model/PTUPCDR.yaml`` trains the bridge at 128; the source/target batch size
   512, ``emb_dim`` 10, ``meta_dim`` 50, ``lr`` 0.01 and no weight decay are the same in both),
   ``entry.py``'s defaults ``epoch`` 10, ``base_model`` MF and its seeding (``random``, numpy and
-  torch from ``--seed``), CPU;
+  torch from ``--seed``), CPU (``--their_batch_sizes`` keeps their ``batchsize_meta`` 512);
 - **the initialisation**, by ``--init_std``: without it their PyTorch default, N(0, 1) for every
   ``nn.Embedding``; with it every embedding is redrawn from N(0, init_std) after their model is
   built (ours: ``init_std`` 0.1, ``properties/protocol/cross_domain.yaml``); their linear layers
@@ -126,13 +126,14 @@ def import_authors_run(authors_code):
         del sys.modules["tensorflow"]
 
 
-def authors_config(authors_code, split):
-    """Their ``config.json`` for our export (see the module doc for every value changed)."""
+def authors_config(authors_code, split, batch_sizes=OUR_BATCH_SIZES):
+    """Their ``config.json`` for our export (see the module doc for every value changed);
+    ``batch_sizes`` replace theirs (``{}``: their own)."""
     with open(os.path.join(authors_code, "config.json"), encoding="utf-8") as f:
         config = json.load(f)
     config.update(ENTRY_DEFAULTS, use_cuda=0, task=TASK)
     pair = config["src_tgt_pairs"][TASK]
-    pair.update(OUR_BATCH_SIZES, uid=split["uid_all"], iid=split["iid_all"])
+    pair.update(batch_sizes, uid=split["uid_all"], iid=split["iid_all"])
     return config
 
 
@@ -184,14 +185,14 @@ def select_on_validation(curve):
     return {"epoch": best + 1, **curve[best]}
 
 
-def run_official(authors_code, data_dir, seed, init_std=None):
+def run_official(authors_code, data_dir, seed, init_std=None, batch_sizes=OUR_BATCH_SIZES):
     """Train their models on the export in ``data_dir``; the result dict (see the module doc)."""
     import torch
 
     with open(os.path.join(data_dir, "split.json"), encoding="utf-8") as f:
         split = json.load(f)
     run_class = validated_run_class(import_authors_run(authors_code).Run)
-    config = authors_config(authors_code, split)
+    config = authors_config(authors_code, split, batch_sizes)
     random.seed(seed)  # as entry.py seeds
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -220,9 +221,14 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--init_std", type=float, default=None)
     parser.add_argument("--result_file", required=True)
+    parser.add_argument(
+        "--their_batch_sizes", action="store_true", help="keep config.json's batchsize_meta (512)"
+    )
     options = parser.parse_args(argv)
+    batch_sizes = {} if options.their_batch_sizes else OUR_BATCH_SIZES
+    authors_code = check_authors_code(options.authors_code)
     result = run_official(
-        check_authors_code(options.authors_code), options.data_dir, options.seed, options.init_std
+        authors_code, options.data_dir, options.seed, options.init_std, batch_sizes
     )
     temporary = f"{options.result_file}.tmp"
     with open(temporary, "w", encoding="utf-8") as f:
