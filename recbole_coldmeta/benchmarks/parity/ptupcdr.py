@@ -228,7 +228,14 @@ def main(argv=None):
         f"{split_line(summaries, options.seeds)}\n\n"
     )
     seconds = time.perf_counter() - start
-    footer = f"\nWall time of this invocation: {seconds / 60:.1f} min ({options.jobs} job(s)).\n"
+    every_run = [run for runs in results.values() for run in runs.values()]
+    theirs = sum(run["seconds"] for run in every_run if "stages" in run)
+    ours = sum(run["train_seconds"] for run in every_run if "train_seconds" in run)
+    footer = (
+        f"\nWall time of this invocation: {seconds / 60:.1f} min ({options.jobs} job(s), finished "
+        f"runs skipped); the runs' own time, summed: their code {theirs / 60:.1f} min, ours "
+        f"{ours / 60:.1f} min (training).\n"
+    )
     write_atomic(options.output, header + table + footer)
     sys.stdout.write(header + table + footer)
     if failed:
