@@ -1,0 +1,9 @@
+"""Parity with the authors' code: our split exported in their input format, their code run on it
+with the smallest adaptation, its epoch chosen on our validation users, and a side-by-side table.
+
+PTUPCDR / EMCDR (easezyc/WSDM2022-PTUPCDR): ``python -m recbole_coldmeta.benchmarks.parity.ptupcdr
+--authors_code=PATH``. Modules: :mod:`.cdr_export` (our cross-domain split as their CSV files),
+:mod:`.ptupcdr_official` (their code in a process of its own), :mod:`.report` (the table) and
+:mod:`.ptupcdr` (the command line). The authors' code is never downloaded, copied or committed:
+``--authors_code`` is a local checkout.
+"""
