@@ -25,6 +25,8 @@ import time
 
 import torch
 
+from recbole_coldmeta.utils.atomic import atomic_write_text
+
 MODULE = "recbole_coldmeta.benchmarks.epoch_cost"
 
 
@@ -123,8 +125,7 @@ def main(argv=None):
     text = report(results)
     print(text)
     os.makedirs(os.path.dirname(options.output) or ".", exist_ok=True)
-    with open(options.output, "w", encoding="utf-8") as f:
-        json.dump({"results": results, "table": text}, f, indent=2)
+    atomic_write_text(options.output, json.dumps({"results": results, "table": text}, indent=2))
     return results
 
 

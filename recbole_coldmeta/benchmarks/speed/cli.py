@@ -23,6 +23,7 @@ from recbole_coldmeta.benchmarks.speed.harness import (
     run_child,
 )
 from recbole_coldmeta.benchmarks.speed.report import build_report, markdown_report
+from recbole_coldmeta.utils.atomic import atomic_write_text
 
 
 def _parse_bool(text):
@@ -85,8 +86,6 @@ def main(argv=None):
     output = Path(options.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     report["markdown"] = table
-    with open(output, "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
-        f.write("\n")
+    atomic_write_text(output, json.dumps(report, indent=2) + "\n")
     print(f"\nWritten to {output}")
     return report

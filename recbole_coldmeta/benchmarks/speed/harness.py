@@ -32,6 +32,7 @@ from recbole_coldmeta.benchmarks.speed.reference_loops import (
     per_task_step,
     rate_rows,
 )
+from recbole_coldmeta.utils.atomic import atomic_write_text
 
 #: The benchmark, as run with ``python -m`` (the parent re-invokes it for each variant).
 MODULE = "recbole_coldmeta.benchmarks.speed"
@@ -325,8 +326,7 @@ def child_main(options):
             data, Variant(options.variant), order, options.epochs, options.max_batches
         )
     result["load_average_1min"] = [load_average_start, os.getloadavg()[0]]
-    with open(options.result_file, "w", encoding="utf-8") as f:
-        json.dump(result, f)
+    atomic_write_text(options.result_file, json.dumps(result))
 
 
 def run_child(options, variant, order=None):
