@@ -99,7 +99,8 @@ def user_facing_streams():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _exit_code(interrupt):
+def interrupt_exit_code(interrupt):
+    """130 for SIGINT (Ctrl-C), 143 for SIGTERM, as shells report them."""
     stopped_by = interrupt.__cause__ or interrupt.__context__
     terminated = isinstance(interrupt, _Terminated) or isinstance(stopped_by, _Terminated)
     return EXIT_CODES[signal.SIGTERM if terminated else signal.SIGINT]
@@ -137,7 +138,7 @@ def main(argv=None):
         else:
             message = str(interrupt) or "interrupted before training started; nothing to resume"
         print(message, file=sys.stderr, flush=True)
-        return _exit_code(interrupt)
+        return interrupt_exit_code(interrupt)
 
 
 def _run(args, overrides):

@@ -4,6 +4,7 @@ import argparse
 import json
 import sys
 
+from recbole_coldmeta.quick_start.cli import interrupt_exit_code, user_facing_streams
 from recbole_coldmeta.quick_start.hyper.hyperopt_runner import run_hyper
 from recbole_coldmeta.utils import ColdMetaError
 
@@ -48,27 +49,36 @@ def build_parser():
 
 
 def main(argv=None):
-    """Tune one model; return the process exit code (0 on success, 2 on a user error)."""
+    """Tune one model; return the process exit code (0 on success, 2 on a user error, 130/143
+    when interrupted by SIGINT/SIGTERM)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args, overrides = build_parser().parse_known_args(argv)
     config_files = args.config_files.replace(",", " ").split() if args.config_files else None
     try:
-        result = run_hyper(
-            model=args.model,
-            dataset=args.dataset,
-            config_file_list=config_files,
-            params_file=args.params_file,
-            output_file=args.output_file,
-            tool=args.tool,
-            algo=args.algo,
-            max_evals=args.max_evals,
-            early_stop=args.early_stop,
-            cmd_args=overrides,
-            ray_address=args.ray_address,
-        )
+        with user_facing_streams():  # logs to stdout: an error line is alone on stderr
+            result = run_hyper(
+                model=args.model,
+                dataset=args.dataset,
+                config_file_list=config_files,
+                params_file=args.params_file,
+                output_file=args.output_file,
+                tool=args.tool,
+                algo=args.algo,
+                max_evals=args.max_evals,
+                early_stop=args.early_stop,
+                cmd_args=overrides,
+                ray_address=args.ray_address,
+            )
     except ColdMetaError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as interrupt:
+        print(
+            "interrupted; tuning keeps no partial result: run the same command again",
+            file=sys.stderr,
+            flush=True,
+        )
+        return interrupt_exit_code(interrupt)
     direction = "higher" if result["valid_score_bigger"] else "lower"
     print(
         f"best params (trial {result['best_trial']} of {len(result['trials'])}, selected on "
