@@ -25,6 +25,7 @@ COMMANDS = {
     "recbole_coldmeta.data.converters.amazon_reviews": ("data/converters/amazon_reviews.py",),
     "recbole_coldmeta.benchmarks.speed": ("benchmarks/speed/",),
     "recbole_coldmeta.benchmarks.epoch_cost": ("benchmarks/epoch_cost.py",),
+    "recbole_coldmeta.benchmarks.parity": ("benchmarks/parity/",),
 }
 #: Words a message may write as a flag that are no key: ``--key=value`` (any config override)
 #: and argparse's own ``--help``.
