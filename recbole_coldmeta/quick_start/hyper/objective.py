@@ -107,6 +107,7 @@ class SharedSplitObjective:
         test_result = trainer.evaluate(
             test_data, load_best_model=saved, show_progress=config["show_progress"]
         )
+        trainer.remove_checkpoints(keep_best=config["keep_checkpoints"])  # as a single run does
         self.trials.append(
             {
                 "trial": number,
