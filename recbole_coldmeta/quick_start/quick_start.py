@@ -3,6 +3,7 @@
 import copy
 import json
 import math
+import os
 import sys
 import time
 from logging import getLogger
@@ -219,6 +220,9 @@ def run_coldmeta_parallel(
             f"nproc={nproc} processes from group_offset={group_offset} do not fit in "
             f"world_size={world_size}: need 1 <= nproc and group_offset + nproc <= world_size."
         )
+    # NOTE: RecBole's init_logger creates ./log/<model>/ with an exists-then-makedirs check; the
+    # processes start at once and race on it (FileExistsError). Made here, before they start.
+    os.makedirs(os.path.join("log", str(getattr(model, "__name__", model))), exist_ok=True)
     queue = mp.get_context("spawn").SimpleQueue()
     config_dict = {
         **(config_dict or {}),
