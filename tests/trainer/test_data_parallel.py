@@ -4,6 +4,7 @@ Each test spawns two processes (torch.multiprocessing, the ``spawn`` start metho
 worker functions live at module level.
 """
 
+import os
 import socket
 
 import pytest
@@ -57,6 +58,7 @@ def _one_step(rank, config_dict, port, out):
 
 def test_meta_gradients_are_averaged_over_the_processes_tasks(tiny_config, tmp_path):
     config_dict = {**tiny_config, "task_batch_size": 8}
+    os.makedirs("log/MeLU", exist_ok=True)  # RecBole's loggers would race to create it
     mp.spawn(_one_step, args=(config_dict, _free_port(), str(tmp_path)), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"{r}.pt") for r in (0, 1)]
     users = [r["batch"]["user_id"] for r in ranks]
