@@ -222,7 +222,8 @@ def run_coldmeta_parallel(
         )
     # NOTE: RecBole's init_logger creates ./log/<model>/ with an exists-then-makedirs check; the
     # processes start at once and race on it (FileExistsError). Made here, before they start.
-    os.makedirs(os.path.join("log", str(getattr(model, "__name__", model))), exist_ok=True)
+    name = getattr(model, "__name__", model)
+    os.makedirs(os.path.join("log", name) if isinstance(name, str) else "log", exist_ok=True)
     queue = mp.get_context("spawn").SimpleQueue()
     config_dict = {
         **(config_dict or {}),
