@@ -1,0 +1,215 @@
+"""Parity of our MeLU with the authors' code (hoyeoplee/MeLU), same ML-1M split.
+
+Usage::
+
+    python -m recbole_coldmeta.benchmarks.parity.melu --authors_code=PATH
+        [--seeds 2020] [--test_state user_cold_testing] [--raw_dir ../shared/datasets/movielens-1m]
+        [--epochs 20] [--output results/parity/melu.md] [--work_dir DIR] [--jobs 1]
+
+``PATH`` is a local checkout of their repository (nothing is downloaded; nothing of theirs is in
+this package). For each seed:
+
+1. our split is built as every run builds it (``build_config("MeLU", "ml-1m")`` /
+   ``create_dataset`` / ``data_preparation`` with the seed and ``test_state``) and exported
+   (:mod:`.melu_export`);
+2. their code trains on it (:mod:`.melu_official`, one process: their model, their local and
+   global update, their configuration; the adaptations are listed there), the epoch chosen on
+   our validation users;
+3. ours trains on the same split (``run_recbole_coldmeta.py``'s entry point, one process each):
+   MeLU at our defaults, MeLU configured as theirs (:data:`THEIRS`: their features, no item id,
+   their learning rates, one local step, first order, batches of 32 tasks, 20 epochs), and the
+   bias baseline ``UserItemBias``. Every run's split counts are checked against the export's.
+
+The markdown table (test MAE / RMSE mean ± std over seeds, MAE per seed; for their code, the
+last epoch's MAE in the last column: what their loop, which has no validation, would report) is
+printed and written to ``--output``; every run's result stays in ``--work_dir`` (default:
+``--output`` without its suffix), and a rerun skips the runs whose result is there.
+"""
+
+import argparse
+import concurrent.futures
+import json
+import os
+import sys
+import time
+from logging import getLogger
+
+from recbole_coldmeta.benchmarks.parity import melu_official
+from recbole_coldmeta.benchmarks.parity.melu_export import SPLIT_FILE
+from recbole_coldmeta.benchmarks.parity.ptupcdr import run_job
+from recbole_coldmeta.benchmarks.parity.report import parity_table, write_atomic
+from recbole_coldmeta.utils import ColdMetaError, DataError
+
+MODULE = "recbole_coldmeta.benchmarks.parity.melu"
+#: Our MeLU configured as their ``options.config`` and features (``embedding_dim`` 32 and the
+#: two hidden layers of 64 are our defaults too). Their meta-gradient is first order: the fast
+#: weights reach the query loss through ``load_state_dict``, which cuts the graph.
+THEIRS = {
+    "item_fields": "['rated','genre','director','actor']",
+    "user_fields": "['gender','age','occupation','zip_code']",
+    "use_item_id": False,
+    "learning_rate": 5e-5,
+    "local_lr": 5e-6,
+    "local_steps": 1,
+    "first_order": True,
+    "task_batch_size": 32,
+    "epochs": 20,
+    "stopping_step": 20,
+}
+#: Our runs: (key, label, model, config overrides).
+OURS = [
+    ("ours-melu", "ours MeLU (our defaults)", "MeLU", {}),
+    ("ours-melu-theirs", "ours MeLU (configured as theirs)", "MeLU", THEIRS),
+    ("ours-useritembias", "UserItemBias", "UserItemBias", {}),
+]
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__.split("\n")[0])
+    parser.add_argument("--authors_code", required=True, help="checkout of hoyeoplee/MeLU")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[2020])
+    parser.add_argument("--test_state", default="user_cold_testing")
+    parser.add_argument("--raw_dir", default=None, help="default: the ml-1m converter's raw folder")
+    parser.add_argument("--epochs", type=int, default=None, help="their epochs (default: theirs)")
+    parser.add_argument("--output", default="results/parity/melu.md")
+    parser.add_argument("--work_dir", default=None, help="default: --output without its suffix")
+    parser.add_argument("--jobs", type=int, default=1, help="processes at once")
+    options = parser.parse_args(argv)
+    options.work_dir = options.work_dir or os.path.splitext(options.output)[0]
+    if options.raw_dir is None:
+        from recbole_coldmeta.data.converters import default_raw_dir
+
+        options.raw_dir = str(default_raw_dir("ml-1m"))
+    return options
+
+
+def export_seed(options, seed, folder):
+    """Build our split for ``seed`` and export it into ``folder`` (kept if already there)."""
+    from recbole_coldmeta.benchmarks.parity.melu_export import export_melu_split
+    from recbole_coldmeta.data import create_dataset, data_preparation
+    from recbole_coldmeta.quick_start import build_config
+
+    summary_file = os.path.join(folder, SPLIT_FILE)
+    if os.path.isfile(summary_file):
+        with open(summary_file, encoding="utf-8") as f:
+            return json.load(f)
+    config_dict = {"seed": seed, "test_state": options.test_state, "state": "WARNING"}
+    config = build_config("MeLU", "ml-1m", None, config_dict)
+    train, valid, test = data_preparation(config, create_dataset(config))
+    return export_melu_split(train.dataset, valid.dataset, test.dataset, folder)
+
+
+def plan_jobs(options, seed, data_dir):
+    """``{key: (command, result file)}`` of one seed's runs."""
+    folder = os.path.dirname(data_dir)
+    official = [
+        sys.executable, "-m", melu_official.__name__, f"--authors_code={options.authors_code}",
+        f"--data_dir={data_dir}", f"--raw_dir={options.raw_dir}", f"--seed={seed}",
+        f"--result_file={folder}/official.json",
+    ] + ([f"--epochs={options.epochs}"] if options.epochs else [])  # fmt: skip
+    jobs = {"official": official}
+    for key, _, model, extra in OURS:
+        overrides = {
+            "model": model,
+            "dataset": "ml-1m",
+            "seed": seed,
+            "test_state": options.test_state,
+            **extra,
+            "state": "WARNING",
+            "show_progress": False,
+            "checkpoint_dir": os.path.join(folder, "saved", key),
+            "result_file": os.path.join(folder, f"{key}.json"),
+        }
+        jobs[key] = [
+            sys.executable, "-c",
+            "import sys; from recbole_coldmeta.quick_start.cli import main; sys.exit(main())",
+        ] + [f"--{name}={value}" for name, value in overrides.items()]  # fmt: skip
+    return {key: (command, os.path.join(folder, f"{key}.json")) for key, command in jobs.items()}
+
+
+def collect(results, summaries, seeds):
+    """The table's rows from the runs' result files (``results[seed][key]``)."""
+    official = {}
+    for seed in seeds:
+        if "official" in results[seed]:
+            run = results[seed]["official"]
+            selected = run["selected"]
+            official[seed] = {"mae": selected["test_mae"], "rmse": selected["test_rmse"],
+                              "best_test_mae": run["last"]["test_mae"]}  # fmt: skip
+    rows = [("official MeLU (their code and configuration)", official)]
+    for key, label, _, _ in OURS:
+        row = {}
+        for seed in seeds:
+            if key in results[seed]:
+                result = results[seed][key]
+                if result.get("split") != summaries[seed]["split_info"]:
+                    raise DataError(
+                        f"{key}, seed {seed}: its split {result.get('split')} is not the "
+                        f"exported one {summaries[seed]['split_info']}."
+                    )
+                row[seed] = {"mae": result["test_result"]["mae"],
+                             "rmse": result["test_result"]["rmse"]}  # fmt: skip
+        rows.append((label, row))
+    return rows
+
+
+def main(argv=None):
+    """Run the parity harness; returns the exit code (2: a bad ``--authors_code``)."""
+    options = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        options.authors_code = melu_official.check_authors_code(options.authors_code)
+        melu_official.raw_file(options.raw_dir, "movies_extrainfos.dat")
+        melu_official.raw_file(options.raw_dir, "users.dat")
+    except ValueError as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 2
+    start = time.perf_counter()
+    logger = getLogger(MODULE)
+    summaries, pending, results = {}, [], {seed: {} for seed in options.seeds}
+    for seed in options.seeds:
+        data_dir = os.path.join(options.work_dir, f"seed-{seed}", "data")
+        try:
+            summaries[seed] = export_seed(options, seed, data_dir)
+        except ColdMetaError as error:
+            sys.stderr.write(f"error: {error}\n")
+            return 2
+        for key, (command, result_file) in plan_jobs(options, seed, data_dir).items():
+            pending.append((key, seed, command, result_file))
+    threads = max(1, (os.cpu_count() or 1) // max(1, options.jobs))
+    todo = [job for job in pending if not os.path.isfile(job[3])]
+    failed = []
+    with concurrent.futures.ThreadPoolExecutor(max(1, options.jobs)) as pool:
+        futures = {pool.submit(run_job, job[2], job[3], threads): job for job in todo}
+        for future in concurrent.futures.as_completed(futures):
+            key, seed, _, result_file = futures[future]
+            if not future.result():
+                failed.append(f"{key} seed {seed} (see {os.path.splitext(result_file)[0]}.log)")
+            logger.warning(f"parity: {key} seed {seed} done")
+    for key, seed, _, result_file in pending:
+        if os.path.isfile(result_file):
+            with open(result_file, encoding="utf-8") as f:
+                results[seed][key] = json.load(f)
+    table = parity_table(collect(results, summaries, options.seeds), options.seeds)
+    table = table.replace("their report (best test epoch) MAE", "their last epoch MAE")
+    info = summaries[options.seeds[0]]["split_info"]
+    header = (
+        f"MeLU parity, ml-1m {options.test_state}, seeds {', '.join(map(str, options.seeds))}.\n"
+        f"Split (seed {options.seeds[0]}): {info['meta_train_users']} meta-train / "
+        f"{info['valid_users']} valid / {info['test_users']} test users.\n\n"
+    )
+    seconds = time.perf_counter() - start
+    speeds = [r["official"]["tasks_per_second"] for r in results.values() if "official" in r]
+    footer = (
+        f"\nWall time of this invocation: {seconds / 60:.1f} min ({options.jobs} job(s), finished "
+        f"runs skipped). Their training: {', '.join(map(str, speeds)) or '—'} tasks/s.\n"
+    )
+    write_atomic(options.output, header + table + footer)
+    sys.stdout.write(header + table + footer)
+    if failed:
+        sys.stderr.write("failed: " + "; ".join(failed) + "\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
