@@ -41,7 +41,6 @@ import argparse
 import functools
 import gzip
 import importlib
-import json
 import os
 import random
 import sys
@@ -49,6 +48,7 @@ import time
 
 import numpy as np
 
+from recbole_coldmeta.benchmarks.parity.jobs import write_json
 from recbole_coldmeta.benchmarks.parity.melu_export import read_tasks
 
 #: Files of their checkout this harness imports or reads.
@@ -258,10 +258,7 @@ def main(argv=None):
     result = run_official(
         authors_code, options.data_dir, options.raw_dir, options.seed, options.epochs
     )
-    temporary = f"{options.result_file}.tmp"
-    with open(temporary, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=1)
-    os.replace(temporary, options.result_file)
+    write_json(options.result_file, result)
 
 
 if __name__ == "__main__":

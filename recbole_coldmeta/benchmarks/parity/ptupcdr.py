@@ -31,16 +31,15 @@ once (each with ``cpu_count / jobs`` threads).
 """
 
 import argparse
-import concurrent.futures
 import json
 import os
-import subprocess
 import sys
 import time
 from logging import getLogger
 
 from recbole_coldmeta.benchmarks.parity import ptupcdr_official
 from recbole_coldmeta.benchmarks.parity.cdr_export import SPLIT_FILE
+from recbole_coldmeta.benchmarks.parity.jobs import our_command, read_results, run_pending
 from recbole_coldmeta.benchmarks.parity.report import parity_table, write_atomic
 from recbole_coldmeta.utils import ColdMetaError, DataError
 
@@ -126,20 +125,8 @@ def plan_jobs(options, seed, data_dir, init_std):
             "checkpoint_dir": os.path.join(folder, "saved", key),
             "result_file": os.path.join(folder, f"{key}.json"),
         }
-        jobs[key] = [
-            sys.executable, "-c",
-            "import sys; from recbole_coldmeta.quick_start.cli import main; sys.exit(main())",
-        ] + [f"--{name}={value}" for name, value in overrides.items()]  # fmt: skip
+        jobs[key] = our_command(overrides)
     return {key: (command, os.path.join(folder, f"{key}.json")) for key, command in jobs.items()}
-
-
-def run_job(command, result_file, threads):
-    """Run one job's process, its output in ``<result file>.log``; ``True`` when it wrote its
-    result."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    with open(f"{os.path.splitext(result_file)[0]}.log", "w", encoding="utf-8") as log:
-        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    return done.returncode == 0 and os.path.isfile(result_file)
 
 
 def collect(results, summaries, seeds):
@@ -196,7 +183,7 @@ def main(argv=None):
         return 2
     start = time.perf_counter()
     logger = getLogger(MODULE)
-    summaries, pending, results = {}, [], {seed: {} for seed in options.seeds}
+    summaries, pending = {}, []
     for seed in options.seeds:
         data_dir = os.path.join(options.work_dir, f"seed-{seed}", "data")
         try:
@@ -206,21 +193,13 @@ def main(argv=None):
             return 2
         for key, (command, result_file) in plan_jobs(options, seed, data_dir, init_std).items():
             pending.append((key, seed, command, result_file))
-    threads = max(1, (os.cpu_count() or 1) // max(1, options.jobs))
-    todo = [job for job in pending if not os.path.isfile(job[3])]
-    todo.sort(key=lambda job: (PRIORITY.index(job[0]) if job[0] in PRIORITY else 3, job[1]))
-    failed = []
-    with concurrent.futures.ThreadPoolExecutor(max(1, options.jobs)) as pool:
-        futures = {pool.submit(run_job, job[2], job[3], threads): job for job in todo}
-        for future in concurrent.futures.as_completed(futures):
-            key, seed, _, result_file = futures[future]
-            if not future.result():
-                failed.append(f"{key} seed {seed} (see {os.path.splitext(result_file)[0]}.log)")
-            logger.warning(f"parity: {key} seed {seed} done")
-    for key, seed, _, result_file in pending:
-        if os.path.isfile(result_file):
-            with open(result_file, encoding="utf-8") as f:
-                results[seed][key] = json.load(f)
+    failed = run_pending(
+        pending,
+        options.jobs,
+        logger,
+        order=lambda job: (PRIORITY.index(job[0]) if job[0] in PRIORITY else 3, job[1]),
+    )
+    results = read_results(pending, options.seeds)
     table = parity_table(collect(results, summaries, options.seeds), options.seeds)
     header = (
         f"PTUPCDR / EMCDR parity, {' '.join(options.config_files)}, β = "

@@ -48,6 +48,8 @@ import types
 
 import numpy as np
 
+from recbole_coldmeta.benchmarks.parity.jobs import write_json
+
 #: Files of their checkout this harness imports or reads.
 REQUIRED_FILES = ("run.py", "models.py", "config.json")
 #: Their task "2" is Books -> Movies_and_TV (config.json); its batch sizes are kept.
@@ -230,10 +232,7 @@ def main(argv=None):
     result = run_official(
         authors_code, options.data_dir, options.seed, options.init_std, batch_sizes
     )
-    temporary = f"{options.result_file}.tmp"
-    with open(temporary, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=1)
-    os.replace(temporary, options.result_file)
+    write_json(options.result_file, result)
 
 
 if __name__ == "__main__":

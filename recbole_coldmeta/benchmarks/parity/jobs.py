@@ -1,0 +1,62 @@
+"""The processes of a parity run: our runs' command line, running jobs side by side, their
+results, and the JSON result file of an authors' run."""
+
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+
+#: Our runs go through the command line's entry point (``run_recbole_coldmeta.py``).
+OUR_ENTRY = "import sys; from recbole_coldmeta.quick_start.cli import main; sys.exit(main())"
+
+
+def our_command(overrides):
+    """The command line of one of our runs with config ``overrides`` (``--key=value`` each)."""
+    return [sys.executable, "-c", OUR_ENTRY] + [f"--{k}={v}" for k, v in overrides.items()]
+
+
+def run_job(command, result_file, threads):
+    """Run one job's process, its output in ``<result file>.log``; ``True`` when it wrote its
+    result."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    with open(f"{os.path.splitext(result_file)[0]}.log", "w", encoding="utf-8") as log:
+        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    return done.returncode == 0 and os.path.isfile(result_file)
+
+
+def run_pending(pending, jobs, logger, order=None):
+    """Run the ``(key, seed, command, result file)`` jobs whose result file is missing,
+    ``jobs`` at once (each with ``cpu_count / jobs`` threads), in ``order`` (a sort key) if
+    given; returns the failed ones, each as a line naming its log."""
+    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
+    todo = [job for job in pending if not os.path.isfile(job[3])]
+    if order is not None:
+        todo.sort(key=order)
+    failed = []
+    with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
+        futures = {pool.submit(run_job, job[2], job[3], threads): job for job in todo}
+        for future in concurrent.futures.as_completed(futures):
+            key, seed, _, result_file = futures[future]
+            if not future.result():
+                failed.append(f"{key} seed {seed} (see {os.path.splitext(result_file)[0]}.log)")
+            logger.warning(f"parity: {key} seed {seed} done")
+    return failed
+
+
+def read_results(pending, seeds):
+    """``{seed: {key: result}}`` of every pending job that wrote its result file."""
+    results = {seed: {} for seed in seeds}
+    for key, seed, _, result_file in pending:
+        if os.path.isfile(result_file):
+            with open(result_file, encoding="utf-8") as f:
+                results[seed][key] = json.load(f)
+    return results
+
+
+def write_json(path, result):
+    """``result`` as JSON at ``path``, through a temporary file and ``os.replace``."""
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1)
+    os.replace(temporary, path)
