@@ -6,6 +6,7 @@ import pytest
 
 from recbole_coldmeta.quick_start.benchmark import load_benchmark, run_benchmark, summarize
 from recbole_coldmeta.quick_start.cli import main
+from recbole_coldmeta.quick_start.user_results import read_user_results
 from recbole_coldmeta.utils import ConfigError, properties_dir
 
 _PROPS = str(properties_dir())
@@ -206,3 +207,62 @@ def test_train_once_trains_per_seed_and_reports_every_state(tmp_path):
     again = []
     run_benchmark(str(spec), str(tmp_path / "out"), runner=_fake_state_runner(again))
     assert again == []
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (SPEC + "reference: UserItemBias\n", "reference 'UserItemBias' is not a model label"),
+        (SPEC + "reference: MeLU\n", "reference 'MeLU' is not a model label"),  # label: MeLU fo
+        (
+            SPEC.replace("{epochs: 1}", "{epochs: 1, user_results: False}")
+            + "reference: MeLU fo\n",
+            "user_results: False switches off",
+        ),
+    ],
+)
+def test_a_bad_reference_fails_at_load(tmp_path, text, message):
+    spec = tmp_path / "b.yaml"
+    spec.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_benchmark(str(spec))
+
+
+PAIRED = """
+name: paired
+dataset: tiny
+seeds: [1, 2]
+reference: UserItemBias
+config: {{data_path: "{data_path}", load_col: ~, show_progress: False, state: WARNING}}
+models:
+  - model: UserItemBias
+  - model: GlobalMean
+  - model: UserMean
+"""
+
+
+def test_a_tiny_benchmark_keeps_per_user_results_and_tables_the_paired_differences(
+    tmp_path, tiny_data_path
+):
+    spec = tmp_path / "b.yaml"
+    spec.write_text(PAIRED.format(data_path=tiny_data_path))
+    folder = run_benchmark(str(spec), str(tmp_path / "out"))
+    rows = list(csv.DictReader(open(f"{folder}/runs.csv")))
+    assert len(rows) == 6 and len({r["user_results"] for r in rows}) == 6
+    users = read_user_results(f"{folder}/{rows[0]['user_results']}")
+    assert {r["split"] for r in users} == {"valid", "test"}
+    table = open(f"{folder}/table.md").read()
+    print(table)  # the table a reader sees (pytest -s)
+    assert "Δ vs UserItemBias [95% CI], p (Holm)" in table
+    assert "| GlobalMean | pooled |" in table and "| UserMean | 2 |" in table
+    assert "| UserItemBias | pooled |" not in table
+    # GlobalMean ignores users and items: clearly worse than UserItemBias in MAE on tiny data
+    global_mean = next(line for line in table.splitlines() if line.startswith("| GlobalMean | "))
+    assert global_mean.split(" | ")[1].endswith(" ▼")
+    again = []
+
+    def runner(*args, **kwargs):
+        again.append(args)
+
+    run_benchmark(str(spec), str(tmp_path / "out"), runner=runner)
+    assert again == [] and open(f"{folder}/table.md").read() == table
