@@ -344,7 +344,7 @@ def _summarize_setting(runs, labels, comparisons=None, reference=None):
     for metrics, group in _metric_sets(runs, labels).items():
         table = {}
         if comparisons is not None:
-            table = {label: comparisons[label] for label in group if label in comparisons}
+            table = {label: comparisons[label] for label in group if comparisons.get(label)}
             for metric in metrics:
                 significance.correct({label: table[label].get(metric, {}) for label in table})
         lines.append("| model | " + " | ".join(metrics) + " | seeds |")
