@@ -74,7 +74,9 @@ def paired_values(model_rows, reference_rows, metric):
         value in both (in the reference's order), or None when either has no such column.
     """
     column = "mse" if metric == "rmse" else metric
-    if not model_rows or column not in model_rows[0] or column not in reference_rows[0]:
+    if not model_rows or not reference_rows:
+        return None
+    if column not in model_rows[0] or column not in reference_rows[0]:
         return None
     model = {row["user"]: row[column] for row in model_rows}
     pairs = [
@@ -241,7 +243,8 @@ def paired_table(comparisons, metrics, reference):
     """
     lines = [
         f"Δ vs {reference} [95% CI], p (Holm): model − {reference} on the same test users; "
-        f"pooled over seeds, then per seed; ▲/▼ significantly better/worse (Holm p < {ALPHA}).",
+        f"pooled over seeds, then per seed (users: those paired, summed over seeds when "
+        f"pooled); ▲/▼ significantly better/worse (Holm p < {ALPHA}).",
         "",
         "| model | seed | users | " + " | ".join(metrics) + " |",
         "|---" * (len(metrics) + 3) + "|",

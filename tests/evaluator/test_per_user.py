@@ -6,11 +6,13 @@ import math
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from recbole_coldmeta.config import Config
 from recbole_coldmeta.evaluator import aggregate, per_user_metrics
 from recbole_coldmeta.evaluator.collector import ColdCollector
 from recbole_coldmeta.quick_start import run_coldmeta, write_result
+from recbole_coldmeta.quick_start.cli import main
 from recbole_coldmeta.quick_start.user_results import read_user_results
 from recbole_coldmeta.utils import properties_dir
 
@@ -117,3 +119,26 @@ def test_aggregate_keeps_leading_dimensions(name):
     result = aggregate(name, values, np.ones((3, 4)))
     assert result.shape == (3,)
     assert np.allclose(result, {"mae": 1.0, "rmse": 2.0, "ndcg@10": 0.5}[name])
+
+
+def test_cross_domain_run_users_reproduce_its_metrics(cdr_config):
+    result = run_coldmeta("TargetMF", "cdr-t", config_dict={**cdr_config, "user_results": True})
+    _check_reproduces(result, result["user_results"], "test")
+    _check_reproduces(result, result["user_results"], "valid")
+
+
+def test_sequential_run_users_reproduce_its_metrics(sequential_cold_config):
+    protocol = str(properties_dir() / "protocol" / "sequential_cold.yaml")
+    config = {**sequential_cold_config, "user_results": True}
+    result = run_coldmeta("SASRec", "tiny", config_file_list=[protocol], config_dict=config)
+    _check_reproduces(result, result["user_results"], "test")
+
+
+def test_the_command_line_writes_the_users_beside_the_result(tiny_config, tmp_path):
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(yaml.safe_dump({**tiny_config, "user_results": True}))
+    result_file = tmp_path / "out" / "run.json"
+    argv = ["--model=GlobalMean", "--dataset=tiny", f"--config_files={config_file}"]
+    assert main([*argv, f"--result_file={result_file}"]) == 0
+    rows = read_user_results(str(tmp_path / "out" / "run.users.csv.gz"))
+    _check_reproduces(json.loads(result_file.read_text()), rows, "test")

@@ -98,6 +98,7 @@ def test_users_missing_from_either_model_or_without_a_value_are_not_paired():
     x, y, _ = paired_values(model, reference, "query_ndcg@3")
     assert x.tolist() == [0.5, 0.6] and y.tolist() == [0.4, 0.2]
     assert paired_values(model, reference, "recall@10") is None
+    assert paired_values(model, [], "query_ndcg@3") is None
 
 
 def test_paired_table_lists_pooled_then_seeds():
