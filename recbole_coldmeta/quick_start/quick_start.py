@@ -101,6 +101,10 @@ def run_coldmeta(
 
     NOTE: checkpoints are deleted once the result is in, unless ``keep_checkpoints``; an
     interrupted or failed run keeps them.
+
+    NOTE: the validation users' per-user rows (``user_results``) come from one more evaluation
+    of the selected model on the validation users, after the test evaluation (the evaluations
+    that selected it are not kept); ``test_seconds`` does not include it.
     """
     config = build_config(model, dataset, config_file_list, config_dict, cmd_args)
     check_also_test_states(config)
