@@ -14,8 +14,8 @@ from recbole_coldmeta.meta import pad_groups
 from recbole_coldmeta.utils import DataError
 
 
-def graded_ndcg(users, scores, labels, ks):
-    """Mean over users of nDCG@k of their query items ranked by ``scores``, gain = label.
+def graded_ndcg_per_user(users, scores, labels, ks):
+    """nDCG@k of each user's query items ranked by ``scores``, gain = label.
 
     Args:
         users: ``[N]`` user id of each row.
@@ -24,24 +24,38 @@ def graded_ndcg(users, scores, labels, ks):
         ks: cut-offs.
 
     Returns:
-        dict: ``{k: mean nDCG@k}`` over users whose ideal DCG is positive.
+        tuple: ``(user_ids [U], {k: [U] float64 nDCG@k})``, users in ascending id order; NaN
+        for a user whose ideal DCG is 0 (no positive gain: nDCG is undefined).
 
     NOTE: gain is the rating itself (linear), discount ``1 / log2(rank + 1)``, ties in the
     predicted scores keep the rows' order. Users with fewer than k query items use all of them.
     """
-    _, group = torch.unique(users, return_inverse=True)
-    index, mask = pad_groups(group, int(group.max()) + 1)  # [U, Q]
+    user_ids, group = torch.unique(users, return_inverse=True)
+    index, mask = pad_groups(group, len(user_ids))  # [U, Q]
     score = torch.where(mask, scores[index], torch.tensor(float("-inf"), dtype=scores.dtype))
     gain = torch.where(mask, labels[index].to(torch.float64), torch.zeros((), dtype=torch.float64))
     ranked_gain = gain.gather(1, torch.argsort(score, dim=1, descending=True, stable=True))
     ideal_gain = torch.sort(gain, dim=1, descending=True).values
     discount = 1.0 / torch.log2(torch.arange(2, gain.shape[1] + 2, dtype=torch.float64))
-    result = {}
+    values = {}
     for k in ks:
         dcg = (ranked_gain[:, :k] * discount[:k]).sum(dim=1)
         idcg = (ideal_gain[:, :k] * discount[:k]).sum(dim=1)
-        valid = idcg > 0
-        result[k] = float((dcg[valid] / idcg[valid]).mean()) if valid.any() else 0.0
+        values[k] = torch.where(idcg > 0, dcg / idcg, torch.tensor(float("nan"), dtype=dcg.dtype))
+    return user_ids, values
+
+
+def graded_ndcg(users, scores, labels, ks):
+    """Mean over users of nDCG@k of their query items (:func:`graded_ndcg_per_user`).
+
+    Returns:
+        dict: ``{k: mean nDCG@k}`` over users whose ideal DCG is positive (0.0 if none is).
+    """
+    _, values = graded_ndcg_per_user(users, scores, labels, ks)
+    result = {}
+    for k, per_user in values.items():
+        valid = ~torch.isnan(per_user)
+        result[k] = float(per_user[valid].mean()) if valid.any() else 0.0
     return result
 
 

@@ -6,7 +6,9 @@ A benchmark file (``properties/benchmark/*.yaml``)::
     dataset: ml-100k
     seeds: [2020, 2021, 2022]
     config: {show_progress: False}     # applied to every run
+    reference: UserItemBias            # optional: every other model is compared with it
     models:
+      - model: UserItemBias
       - model: MeLU                    # a recbole_coldmeta or RecBole model
       - model: MeLU                    # the same model again, as an ablation
         label: MeLU (first order)      # the name in the tables (default: the model name)
@@ -26,13 +28,23 @@ same users and interactions (the ``split`` counts are stored per run and checked
 validation data only: each run keeps its best-validation checkpoint and reports that checkpoint's
 test metrics.
 
+Every run is asked for its per-user results (``user_results``), kept in ``users/`` (one
+gzipped CSV per run, named in the run's ``user_results`` column). With ``reference`` (a model
+label of the file), each other model's row of a table is compared with the reference's on the
+same test users of the same seed and setting (:mod:`recbole_coldmeta.quick_start.significance`):
+its cells are marked ▲ / ▼ where it is significantly better / worse, and a paired table under
+the table gives Δ, its 95 % bootstrap interval and the Holm-corrected Wilcoxon p, pooled over
+seeds and per seed.
+
 Outputs, in ``<output_dir>/<name>/``: ``runs.csv`` (one row per run; finished runs are skipped
-when the benchmark is run again), ``table.md`` (mean ± std over seeds per model and metric, the
-best per column in bold, one table per setting and metric set) and ``plot.png`` (grouped bars,
-error bars, one row of panels per setting).
+when the benchmark is run again), ``users/`` (per-user results), ``table.md`` (mean ± std over
+seeds per model and metric, the best per column in bold, one table per setting and metric set,
+each with its paired table when there is a reference) and ``plot.png`` (grouped bars, error
+bars, one row of panels per setting).
 """
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -42,12 +54,13 @@ from logging import getLogger
 
 import yaml
 
+from recbole_coldmeta.quick_start import significance
+from recbole_coldmeta.quick_start.user_results import write_user_results
 from recbole_coldmeta.registry import get_model
 from recbole_coldmeta.utils import ConfigError
 from recbole_coldmeta.utils.atomic import atomic_path, atomic_write_text, check_writable_dir
 from recbole_coldmeta.utils.config_keys import known_config_keys
 
-SMALLER_IS_BETTER = ("mae", "rmse", "logloss", "averagepopularity", "giniindex")
 RUN_KEYS = ("setting", "label", "model", "seed")
 
 
@@ -62,7 +75,7 @@ def load_benchmark(path):
     with open(path, encoding="utf-8") as f:
         spec = yaml.safe_load(f) or {}
     unknown = set(spec) - {
-        "name", "dataset", "seeds", "config", "models", "config_files", "settings"
+        "name", "dataset", "seeds", "config", "models", "config_files", "settings", "reference"
     }  # fmt: skip
     if unknown:
         raise ConfigError(f"Benchmark file '{path}' has unknown keys {sorted(unknown)}.")
@@ -99,7 +112,26 @@ def load_benchmark(path):
         setting.setdefault("config", {})
     _check_train_once(path, spec)
     _check_config_keys(path, spec)
+    _check_reference(path, spec, labels)
     return spec
+
+
+def _check_reference(path, spec, labels):
+    reference = spec.get("reference")
+    if reference is None:
+        return
+    if reference not in labels:
+        raise ConfigError(
+            f"Benchmark '{path}': reference {reference!r} is not a model label of the file; set "
+            f"it to one of {labels}."
+        )
+    configs = [spec["config"], *(s["config"] for s in spec["settings"])]
+    configs += [entry["config"] for entry in spec["models"]]
+    if any(config.get("user_results") is False for config in configs):
+        raise ConfigError(
+            f"Benchmark '{path}': reference {reference!r} compares per-user results, which "
+            f"user_results: False switches off; remove user_results: False (or the reference)."
+        )
 
 
 def _check_train_once(path, spec):
@@ -210,7 +242,8 @@ def run_benchmark(path, output_dir="results", runner=None):
                 logger.warning(
                     f"benchmark {spec['name']}: {setting['label']} {entry['label']}, seed {seed}"
                 )
-                config = {**spec["config"], **setting["config"], **entry["config"], "seed": seed}
+                config = {"user_results": True, **spec["config"], **setting["config"]}
+                config = {**config, **entry["config"], "seed": seed}
                 if len(settings) > 1:
                     config["also_test_states"] = [s["config"]["test_state"] for s in settings[1:]]
                 result = runner(
@@ -219,16 +252,37 @@ def run_benchmark(path, output_dir="results", runner=None):
                     config_file_list=spec["config_files"] or None,
                     config_dict=config,
                 )
+                users = _keep_user_results(folder, setting, entry, seed, result)
                 for other in settings:
                     runs.append(_flatten(spec, other, entry, seed, result))
+                    runs[-1].update(users)
                     done.add((other["label"], entry["label"], int(seed)))
                 _write_runs(runs_file, runs)
     _check_shared_splits(runs)
     labels = [entry["label"] for entry in spec["models"]]
     settings = [setting["label"] for setting in spec["settings"]]
-    atomic_write_text(os.path.join(folder, "table.md"), summarize(runs, labels, settings))
+    comparisons = None
+    if spec.get("reference"):
+        states = {s["label"]: s["config"].get("test_state") for s in spec["settings"]}
+        comparisons = significance.compare_runs(runs, folder, spec["reference"], states)
+    table = summarize(runs, labels, settings, comparisons, spec.get("reference"))
+    atomic_write_text(os.path.join(folder, "table.md"), table)
     plot(runs, labels, os.path.join(folder, "plot.png"), settings)
     return folder
+
+
+def _keep_user_results(folder, setting, entry, seed, result):
+    """Write the run's per-user rows to ``users/`` in ``folder``: ``{"user_results": path}``
+    (relative to ``folder``), or ``{}`` for a run without them."""
+    rows = result.pop("user_results", None)
+    if rows is None:
+        return {}
+    key = json.dumps([setting["label"], entry["label"], int(seed)])
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{entry['label']}-{seed}")
+    name = f"users/{slug}-{hashlib.sha1(key.encode()).hexdigest()[:8]}.csv.gz"
+    os.makedirs(os.path.join(folder, "users"), exist_ok=True)
+    write_user_results(os.path.join(folder, name), rows)
+    return {"user_results": name}
 
 
 def _check_shared_splits(runs):
@@ -269,38 +323,50 @@ def _stats(runs, label, metric):
     return mean, std, len(values)
 
 
-def summarize(runs, labels, settings=("",)):
+def summarize(runs, labels, settings=("",), comparisons=None, reference=None):
     """Markdown tables of test mean ± std per label and metric; best per column in bold.
 
-    One table per setting (headed by its label when there are several) and metric set.
+    One table per setting (headed by its label when there are several) and metric set. With
+    ``comparisons`` (:func:`~recbole_coldmeta.quick_start.significance.compare_runs`) against
+    ``reference``: cells marked ▲ / ▼, and a paired table under each table.
     """
     lines = []
     for setting in settings:
         if setting:
             lines += [f"#### {setting}", ""]
-        lines += _summarize_setting(_in_setting(runs, setting), labels)
+        paired = None if comparisons is None else comparisons.get(setting, {})
+        lines += _summarize_setting(_in_setting(runs, setting), labels, paired, reference)
     return "\n".join(lines)
 
 
-def _summarize_setting(runs, labels):
+def _summarize_setting(runs, labels, comparisons=None, reference=None):
     lines = []
     for metrics, group in _metric_sets(runs, labels).items():
+        table = {}
+        if comparisons is not None:
+            table = {label: comparisons[label] for label in group if comparisons.get(label)}
+            for metric in metrics:
+                significance.correct({label: table[label].get(metric, {}) for label in table})
         lines.append("| model | " + " | ".join(metrics) + " | seeds |")
         lines.append("|---" * (len(metrics) + 2) + "|")
         stats = {label: [_stats(runs, label, m) for m in metrics] for label in group}
         best = []
         for column, metric in enumerate(metrics):
             means = [stats[label][column][0] for label in group]
-            pick = min if metric.split("@")[0] in SMALLER_IS_BETTER else max
+            pick = min if significance.smaller_is_better(metric) else max
             best.append(pick(means))
         for label in group:
             cells = []
             for column, (mean, std, _) in enumerate(stats[label]):
                 cell = f"{mean:.4f} ± {std:.4f}"
-                cells.append(f"**{cell}**" if mean == best[column] else cell)
+                cell = f"**{cell}**" if mean == best[column] else cell
+                pooled = table.get(label, {}).get(metrics[column], {}).get("pooled")
+                cells.append(cell + significance.mark(pooled, metrics[column]))
             seeds = stats[label][0][2]
             lines.append(f"| {label} | " + " | ".join(cells) + f" | {seeds} |")
         lines.append("")
+        if table:
+            lines += significance.paired_table(table, list(metrics), reference)
     return lines
 
 

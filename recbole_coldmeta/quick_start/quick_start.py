@@ -13,6 +13,7 @@ from recbole.utils import init_logger, init_seed, set_color
 
 from recbole_coldmeta.config import Config
 from recbole_coldmeta.data import create_dataset, data_preparation
+from recbole_coldmeta.quick_start.user_results import user_rows, users_file, write_user_results
 from recbole_coldmeta.registry import get_model, get_trainer
 from recbole_coldmeta.trainer import PhasedTrainer
 from recbole_coldmeta.trainer.resume import read_resume_checkpoint
@@ -85,6 +86,9 @@ def run_coldmeta(
         ``test_result``, ``train_seconds``, ``test_seconds`` (the test evaluation, checkpoint
         reload included) and, on the cold-start split, ``split`` (user and
         interaction counts of its parts); metric values are plain floats. With
+        ``user_results``, ``user_results`` holds every evaluated user's metrics on the test
+        and validation users (:func:`~recbole_coldmeta.quick_start.user_results.user_rows`;
+        :func:`write_result` puts them in a file of their own). With
         ``also_test_states``, ``state_results`` and ``state_splits`` hold the metrics and split
         counts of ``test_state`` and of each further state (the same trained model).
 
@@ -97,6 +101,10 @@ def run_coldmeta(
 
     NOTE: checkpoints are deleted once the result is in, unless ``keep_checkpoints``; an
     interrupted or failed run keeps them.
+
+    NOTE: the validation users' per-user rows (``user_results``) come from one more evaluation
+    of the selected model on the validation users, after the test evaluation (the evaluations
+    that selected it are not kept); ``test_seconds`` does not include it.
     """
     config = build_config(model, dataset, config_file_list, config_dict, cmd_args)
     check_also_test_states(config)
@@ -135,6 +143,7 @@ def _train_and_test(config, dataset, trainer, train_data, valid_data, test_data,
         train_data, valid_data, saved=saved, show_progress=config["show_progress"]
     )
     train_seconds = time.perf_counter() - start
+    trainer.eval_collector.keep_users = config["user_results"]
     start = time.perf_counter()
     test_result = trainer.evaluate(
         test_data, load_best_model=saved, show_progress=config["show_progress"]
@@ -154,12 +163,20 @@ def _train_and_test(config, dataset, trainer, train_data, valid_data, test_data,
     }
     if getattr(dataset, "split_info", None) is not None:
         result["split"] = dict(dataset.split_info)
+    if config["user_results"]:
+        state = config["test_state"] if config["also_test_states"] else None
+        users = user_rows(config, trainer.eval_collector, test_data.dataset, "test", state)
+        if valid_data:
+            trainer.evaluate(valid_data, load_best_model=False, show_progress=False)
+            users += user_rows(config, trainer.eval_collector, valid_data.dataset, "valid")
+        result["user_results"] = users
     if config["also_test_states"]:
         result["state_results"] = {config["test_state"]: result["test_result"]}
         result["state_splits"] = {config["test_state"]: result.get("split")}
         for state in config["also_test_states"]:
-            metrics, split = evaluate_on_state(config, trainer, state)
+            metrics, split, users = evaluate_on_state(config, trainer, state)
             logger.info(set_color(f"test result ({state})", "yellow") + f": {metrics}")
+            result.get("user_results", []).extend(users)
             result["state_results"][state] = plain(dict(metrics))
             result["state_splits"][state] = split
     return result
@@ -289,7 +306,8 @@ def evaluate_on_state(config, trainer, state):
     test batches carry), which is MeLU's protocol, one model trained once, tested on every state.
 
     Returns:
-        tuple: the metrics and the state's split counts.
+        tuple: the metrics, the state's split counts and, with ``user_results``, the state's
+        per-user rows (else an empty list).
     """
     state_config = copy.deepcopy(config)
     state_config["test_state"] = state
@@ -297,11 +315,22 @@ def evaluate_on_state(config, trainer, state):
     dataset = create_dataset(state_config)
     _, _, test_data = data_preparation(state_config, dataset)
     metrics = trainer.evaluate(test_data, load_best_model=False, show_progress=False)
-    return metrics, dict(dataset.split_info)
+    users = []
+    if config["user_results"]:
+        users = user_rows(config, trainer.eval_collector, test_data.dataset, "test", state)
+    return metrics, dict(dataset.split_info), users
 
 
 def write_result(result, result_file):
-    """Write ``result`` as one JSON object to ``result_file`` (atomically)."""
+    """Write ``result`` as one JSON object to ``result_file`` (atomically); its per-user rows
+    (``user_results``), if any, to :func:`~recbole_coldmeta.quick_start.user_results.users_file`
+    beside it, named in the JSON as ``user_results_file``."""
+    result = dict(result)
+    users = result.pop("user_results", None)
+    if users is not None:
+        path = users_file(result_file)
+        write_user_results(path, users)
+        result["user_results_file"] = os.path.basename(path)
     atomic_write_text(result_file, json.dumps(result, indent=2) + "\n")
 
 

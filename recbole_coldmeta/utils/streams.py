@@ -29,6 +29,8 @@ STREAMS = {
     "aux_order": 5,
     # implicit feedback: the fixed negatives each cold user adapts on
     "support_negatives": 6,
+    # benchmark tables: the users each bootstrap resample of a seed's paired differences draws
+    "bootstrap": 7,
 }
 
 

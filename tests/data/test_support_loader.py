@@ -79,7 +79,7 @@ def test_a_trained_model_evaluates_another_state_by_swapping_its_test_loader(sta
     config, (train, valid, _) = _prepare("MeLU", "states", {**states_config, "epochs": 1})
     model, trainer = build_model_and_trainer(config, train.dataset)
     trainer.fit(train, valid, saved=False)
-    swapped, _ = evaluate_on_state(config, trainer, "test_b")
+    swapped, _, _ = evaluate_on_state(config, trainer, "test_b")
     # the same parameters in a model built on that state's own split give the same metrics
     state_config, (state_train, _, state_test) = _prepare(
         "MeLU", "states", {**states_config, "epochs": 1, "test_state": "test_b"}

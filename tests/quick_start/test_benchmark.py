@@ -6,6 +6,7 @@ import pytest
 
 from recbole_coldmeta.quick_start.benchmark import load_benchmark, run_benchmark, summarize
 from recbole_coldmeta.quick_start.cli import main
+from recbole_coldmeta.quick_start.user_results import read_user_results
 from recbole_coldmeta.utils import ConfigError, properties_dir
 
 _PROPS = str(properties_dir())
@@ -206,3 +207,97 @@ def test_train_once_trains_per_seed_and_reports_every_state(tmp_path):
     again = []
     run_benchmark(str(spec), str(tmp_path / "out"), runner=_fake_state_runner(again))
     assert again == []
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (SPEC + "reference: UserItemBias\n", "reference 'UserItemBias' is not a model label"),
+        (SPEC + "reference: MeLU\n", "reference 'MeLU' is not a model label"),  # label: MeLU fo
+        (
+            SPEC.replace("{epochs: 1}", "{epochs: 1, user_results: False}")
+            + "reference: MeLU fo\n",
+            "user_results: False switches off",
+        ),
+    ],
+)
+def test_a_bad_reference_fails_at_load(tmp_path, text, message):
+    spec = tmp_path / "b.yaml"
+    spec.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_benchmark(str(spec))
+
+
+PAIRED = """
+name: paired
+dataset: tiny
+seeds: [1, 2]
+reference: UserItemBias
+config: {{data_path: "{data_path}", load_col: ~, show_progress: False, state: WARNING}}
+models:
+  - model: UserItemBias
+  - model: GlobalMean
+  - model: UserMean
+  - model: BPR
+    config: {{epochs: 1}}
+"""
+
+
+def test_a_tiny_benchmark_keeps_per_user_results_and_tables_the_paired_differences(
+    tmp_path, tiny_data_path
+):
+    spec = tmp_path / "b.yaml"
+    spec.write_text(PAIRED.format(data_path=tiny_data_path))
+    folder = run_benchmark(str(spec), str(tmp_path / "out"))
+    rows = list(csv.DictReader(open(f"{folder}/runs.csv")))
+    assert len(rows) == 8 and len({r["user_results"] for r in rows}) == 8
+    users = read_user_results(f"{folder}/{rows[0]['user_results']}")
+    assert {r["split"] for r in users} == {"valid", "test"}
+    table = open(f"{folder}/table.md").read()
+    assert "Δ vs UserItemBias [95% CI], p (Holm)" in table
+    assert "| GlobalMean | pooled |" in table and "| UserMean | 2 |" in table
+    assert "| UserItemBias | pooled |" not in table
+    assert table.count("Δ vs") == 1  # BPR's ranking metrics have no reference to pair with
+    # GlobalMean ignores users and items: clearly worse than UserItemBias in MAE on tiny data
+    global_mean = next(line for line in table.splitlines() if line.startswith("| GlobalMean | "))
+    assert global_mean.split(" | ")[1].endswith(" ▼")
+    again = []
+
+    def runner(*args, **kwargs):
+        again.append(args)
+
+    run_benchmark(str(spec), str(tmp_path / "out"), runner=runner)
+    assert again == [] and open(f"{folder}/table.md").read() == table
+
+
+def _fake_user_runner(model, dataset, config_file_list=None, config_dict=None):
+    """MeLU (trained once, tested on every state) is 0.1 (state a) or 0.2 (state b) below
+    GlobalMean on every user; each state has its own users."""
+    states = [config_dict["test_state"], *(config_dict.get("also_test_states") or [])]
+    offset = {"a": 0.1, "b": 0.2}
+
+    def rows(state):
+        tested_state = state if config_dict.get("also_test_states") else ""
+        mae = [0.7 + 0.01 * u - (offset[state] if model == "MeLU" else 0.0) for u in range(20)]
+        return [
+            {"split": "test", "state": tested_state, "user": f"{state}{u}", "n_rows": 2,
+             "mae": value}
+            for u, value in enumerate(mae)
+        ]  # fmt: skip
+
+    results = {state: {"mae": sum(r["mae"] for r in rows(state)) / 20} for state in states}
+    result = {"test_result": results[states[0]], "valid_result": {"mae": 0.6}}
+    result.update(train_seconds=0.1, user_results=[row for s in states for row in rows(s)])
+    if config_dict.get("also_test_states"):
+        result.update(state_results=results, state_splits={s: {} for s in states})
+    return result
+
+
+def test_train_once_runs_are_paired_on_each_settings_state(tmp_path):
+    spec = tmp_path / "b.yaml"
+    spec.write_text(STATES + "reference: GlobalMean\n")
+    folder = run_benchmark(str(spec), str(tmp_path / "out"), runner=_fake_user_runner)
+    table = open(f"{folder}/table.md").read()
+    setting_b = table[table.index("#### B") :]
+    assert "| MeLU | pooled | 40 | -0.1000 [-0.1000, -0.1000], p=" in table[: table.index("#### B")]
+    assert "| MeLU | pooled | 40 | -0.2000 [-0.2000, -0.2000], p=" in setting_b
