@@ -29,6 +29,8 @@ STREAMS = {
     "aux_order": 5,
     # implicit feedback: the fixed negatives each cold user adapts on
     "support_negatives": 6,
+    # TaNP, training: the draws of the latent variable z
+    "tanp_latent": 7,
 }
 
 
