@@ -159,6 +159,8 @@ class TaNP(TaskFeedbackMixin, ColdStartRecommender):
     - ``meta_feedback: implicit`` (the paper's setting): support positives and their sampled
       negatives (the batch's ``support_neg_*``) are the rows, labels 1/0, BCE on logits;
       evaluated by full ranking (``properties/protocol/ranking.yaml``).
+    - Linear layers start Xavier-normal with zero biases, embeddings N(0, 0.1²) (as our MeLU);
+      the authors' code keeps PyTorch's default initialisation.
     - A task with no context row encodes to the zero summary (the encoders' output for an empty
       set), so it is scored from the learned prior alone.
     """
@@ -208,7 +210,9 @@ class TaNP(TaskFeedbackMixin, ColdStartRecommender):
         self.task_encoder = mlp(
             row_size + 1, config["task_hidden_sizes"], config["task_size"], dropout
         )
-        self.memory = TaskMemory(config["n_clusters"], config["task_size"], config["temperature"])
+        self.memory = TaskMemory(
+            config["n_clusters"], config["task_size"], config["cluster_temperature"]
+        )
         self.decoder = ModulatedDecoder(
             row_size + latent_size,
             config["task_size"],
@@ -254,11 +258,9 @@ class TaNP(TaskFeedbackMixin, ColdStartRecommender):
         output = self.decoder(x, z, task)
         return output if self.implicit else output + self.global_mean
 
-    def condition(self, users, items, labels, mask):
-        """Encode each task's context rows ``[T, S]``: ``(prior μ, prior log σ², assignments,
-        task embedding)``, ``[T, latent_size]``, ``[T, latent_size]``, ``[T, K]``, ``[T, Dt]``."""
-        pairs = torch.cat([self.features(users, items), labels.unsqueeze(-1)], dim=-1)
-        return (*self.latent(pairs, mask), *self.task_identity(pairs, mask))
+    def pairs(self, users, items, labels):
+        """The encoders' input rows ``(x ⊕ y)``: ``[T, R, Dx + 1]``."""
+        return torch.cat([self.features(users, items), labels.unsqueeze(-1)], dim=-1)
 
     def row_errors(self, scores, labels, mask):
         """Each task's mean loss over its real rows: ``[T]``."""
@@ -274,20 +276,25 @@ class TaNP(TaskFeedbackMixin, ColdStartRecommender):
         support = self._batch_rows(interaction, "support")
         query = self._batch_rows(interaction, "query")
         items, labels, mask = (torch.cat(pair, dim=1) for pair in zip(support, query))  # [T, S+Q]
-        prior_mean, prior_log_var, assignment, task = self.condition(users, *support)
-        x = self.features(users, items)
-        pairs = torch.cat([x, labels.unsqueeze(-1)], dim=-1)
+        pairs = self.pairs(users, items, labels)  # target rows; the first S are the context
+        context = pairs[:, : support[0].shape[1]], support[2]  # [T, S, Dx + 1], [T, S]
+        prior_mean, prior_log_var = self.latent(*context)
+        assignment, task = self.task_identity(*context)
         post_mean, post_log_var = self.latent(pairs, mask)
         noise = torch.randn(post_mean.shape, generator=self.latent_generator)
         z = post_mean + torch.exp(0.5 * post_log_var) * noise.to(post_mean.device)
-        reconstruction = self.row_errors(self.score(x, z, task), labels, mask)
+        reconstruction = self.row_errors(self.score(pairs[..., :-1], z, task), labels, mask)
         kl = gaussian_kl(post_mean, post_log_var, prior_mean, prior_log_var)
         return (reconstruction + kl).mean() + self.lambda_cluster * clustering_loss(assignment)
 
     def conditioned_scores(self, users, support, items):
-        """Scores ``[T, R]`` of ``items [T, R]`` given each task's support rows ``[T, S]``,
-        with ``z`` at the prior mean."""
-        prior_mean, _, _, task = self.condition(users, *self.task_rows(*support))
+        """Scores ``[T, R]`` of ``items [T, R]`` given each task's support rows ``[T, S]``
+        (``items, labels, mask``, plus the negatives with implicit feedback), with ``z`` at the
+        prior mean."""
+        context_items, labels, mask = self.task_rows(*support)
+        context = self.pairs(users, context_items, labels), mask
+        prior_mean, _ = self.latent(*context)
+        _, task = self.task_identity(*context)
         return self.score(self.features(users, items), prior_mean, task)
 
     def predict(self, interaction):
