@@ -31,6 +31,8 @@ STREAMS = {
     "support_negatives": 6,
     # benchmark tables: the users each bootstrap resample of a seed's paired differences draws
     "bootstrap": 7,
+    # TaNP, training: the draws of the latent variable z
+    "tanp_latent": 8,
 }
 
 

@@ -17,15 +17,14 @@ from recbole_coldmeta.model.abstract_recommender import (
     support_of,
 )
 from recbole_coldmeta.model.layers import BiasPrior, FeatureEmbedder, mlp
+from recbole_coldmeta.model.task_feedback import TaskFeedbackMixin
 from recbole_coldmeta.utils import ConfigError
 
 LOCAL_UPDATES = ("decision", "output")
 PRIORS = ("global_mean", "biases")
-FEEDBACKS = ("explicit", "implicit")
-RATING_METRICS = ("mae", "rmse", "queryndcg")
 
 
-class MeLU(ColdStartRecommender):
+class MeLU(TaskFeedbackMixin, ColdStartRecommender):
     r"""MeLU: user and item feature embeddings, an MLP rating estimator, MAML over users.
 
     Each user is a task. The embeddings are global; the decision layers (the MLP, with its output
@@ -125,26 +124,6 @@ class MeLU(ColdStartRecommender):
         user_bias = self.bias_prior.user_bias(*support)
         return self.bias_prior(support[0], user_bias), self.bias_prior(items, user_bias, held_out)
 
-    def _check_feedback(self, config):
-        feedback = config["meta_feedback"]
-        if feedback not in FEEDBACKS:
-            raise ConfigError(f"meta_feedback={feedback!r} is not one of {', '.join(FEEDBACKS)}.")
-        if feedback == "explicit":
-            return False
-        if config["task_neg_sample_num"] < 1:
-            raise ConfigError(
-                "meta_feedback=implicit learns positives against sampled negatives: set "
-                "task_neg_sample_num >= 1."
-            )
-        rating = [m for m in config["metrics"] if m.lower() in RATING_METRICS]
-        if rating:
-            raise ConfigError(
-                f"meta_feedback=implicit outputs ranking scores, not ratings, so {rating} "
-                f"would be meaningless. Evaluate by ranking: "
-                f"--config_files=properties/protocol/ranking.yaml."
-            )
-        return True
-
     @staticmethod
     def _init_weights(module):
         if isinstance(module, nn.Linear):
@@ -229,21 +208,6 @@ class MeLU(ColdStartRecommender):
         """The adapted parameters of :meth:`adapt_task`: ``{name: [T, ...]}``."""
         base = self.prior_bases((items, labels, mask), items)[0]
         return self.adapt_task(users, items, labels, mask, keep_graph, base)[0]
-
-    def task_rows(self, items, labels, mask, neg_items=None, neg_mask=None):
-        """A task's training rows: as given (explicit), or positives labelled 1 followed by
-        the negatives labelled 0 (implicit). Returns ``(items, labels, mask)``."""
-        if not self.implicit:
-            return items, labels, mask
-        items = torch.cat([items, neg_items], dim=1)
-        labels = torch.cat([mask.float(), torch.zeros_like(neg_mask, dtype=torch.float)], dim=1)
-        return items, labels, torch.cat([mask, neg_mask], dim=1)
-
-    def _row_fields(self):
-        return ["item", "label", "mask"] + (["neg_item", "neg_mask"] if self.implicit else [])
-
-    def _batch_rows(self, interaction, prefix):
-        return self.task_rows(*(interaction[f"{prefix}_{field}"] for field in self._row_fields()))
 
     def calculate_loss(self, interaction):
         users = interaction[self.USER_ID]
