@@ -29,6 +29,8 @@ STREAMS = {
     "aux_order": 5,
     # implicit feedback: the fixed negatives each cold user adapts on
     "support_negatives": 6,
+    # id dropout that trains the shared "unseen" vector of id tables (unseen_ids: learned)
+    "unseen_ids": 7,
 }
 
 
