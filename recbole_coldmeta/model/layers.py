@@ -14,7 +14,8 @@ UNSEEN_IDS = ("mean", "learned")
 def unseen_id_settings(config):
     """``{"unseen": mode, "dropout": p, "generator": g}`` for :class:`TrainedIdEmbedding`, read
     from ``unseen_ids`` / ``unseen_id_dropout`` and checked; ``g`` is the seeded ``unseen_ids``
-    stream (one per model, shared by its tables in the order they draw)."""
+    stream with ``learned`` (one per model, shared by its tables in the order they draw), else
+    None (``mean`` draws nothing)."""
     mode, dropout = config["unseen_ids"], config["unseen_id_dropout"]
     if mode not in UNSEEN_IDS:
         raise ConfigError(f"unseen_ids={mode!r} is not one of {', '.join(UNSEEN_IDS)}.")
@@ -26,7 +27,7 @@ def unseen_id_settings(config):
             "is 0, so the vector would stay at its initial value. Set unseen_id_dropout > 0 "
             "(e.g. 0.1) or unseen_ids: mean."
         )
-    generator = seeded_generator(config["seed"], "unseen_ids")
+    generator = seeded_generator(config["seed"], "unseen_ids") if mode == "learned" else None
     return {"unseen": mode, "dropout": float(dropout), "generator": generator}
 
 
@@ -45,8 +46,11 @@ class TrainedIdEmbedding(nn.Embedding):
 
     NOTE: "seen" is "received a gradient", not "appears in the train split": the meta-learners'
     train split also holds the cold test users' support rows, which only adapt at evaluation and
-    never train the meta-parameters; and a row whose only rows are held out (pre-training
-    early-stopping hold-out, first-order support-only rows) is never trained either.
+    never train the meta-parameters; and an id whose rows are all held out (the pre-training
+    early-stopping hold-out) or only support rows under first-order MAML is never trained either.
+    NOTE: id dropout applies to every training-mode lookup, also of a table frozen in that phase
+    (the cross-domain bridge phase), so the layers downstream learn from the vector that
+    evaluation gives an unseen id.
     NOTE: in a data-parallel run each process marks its own batches' ids and rank 0's state is
     the one saved and reloaded, so an id trained on another process only counts as unseen there:
     still a defined representation, never a random one.
@@ -54,8 +58,8 @@ class TrainedIdEmbedding(nn.Embedding):
     Shapes: ``forward(ids [*B]) -> [*B, D]``.
     """
 
-    def __init__(self, num_embeddings, embedding_size, unseen, dropout, generator, **kwargs):
-        super().__init__(num_embeddings, embedding_size, **kwargs)
+    def __init__(self, num_embeddings, embedding_size, unseen, dropout, generator):
+        super().__init__(num_embeddings, embedding_size)
         self.unseen, self.dropout, self.generator = unseen, dropout, generator
         self.register_buffer("seen", torch.zeros(num_embeddings, dtype=torch.bool))
         learned = unseen == "learned"
