@@ -144,6 +144,7 @@ class FeatureEmbedder(nn.Module):
                 self.tables[field] = nn.Embedding(dataset.num(field), embedding_size, padding_idx=0)
         self.id_table = None
         if include_id:
+            assert unseen_ids is not None, "include_id needs unseen_ids=unseen_id_settings(config)"
             self.id_table = TrainedIdEmbedding(dataset.num(id_field), embedding_size, **unseen_ids)
         self.output_size = embedding_size * (len(self.fields) + int(include_id))
 
