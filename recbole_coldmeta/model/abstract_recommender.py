@@ -8,6 +8,7 @@ from recbole.utils import InputType, ModelType
 from torch import nn
 
 from recbole_coldmeta.meta import pad_groups
+from recbole_coldmeta.model.layers import TrainedIdEmbedding, unseen_id_settings
 from recbole_coldmeta.utils import ConfigError, DataError
 from recbole_coldmeta.utils.enums import Phase
 
@@ -214,19 +215,32 @@ class DomainMF(nn.Module):
     """One domain's rating model: ``MF`` (``r = u . v``) or ``GMF`` (``r = w^T (u * v)``), plus
     ``b + b_i`` (a global and an item bias) with ``use_bias``.
 
+    Item ids (and user ids with ``guard_users``) are :class:`TrainedIdEmbedding` tables: an id
+    no training gradient reached (all its rows in the pre-training hold-out, a target item only
+    cold users rated) gets the vector ``unseen_ids`` defines (:func:`unseen_id_settings`).
+
+    NOTE: an unseen item's bias ``b_i`` is 0: it is initialised to 0 and its gradient is always
+    0, so no optimizer step (Adam, with or without L2 weight decay) moves it.
+    NOTE: target-domain users keep a plain table: a cold user is scored through the bridge,
+    never through their own target row; the one exception is ``TargetMF``'s
+    ``cold_user_fallback: embedding``, the authors' "TGT" reproduced on purpose.
+
     Shapes: ``score(users [*B, k], items [*B]) -> [*B]``, broadcasting ``users`` against the
     item ids (``[U, 1, k]`` against ``[1, N]`` scores every item).
     """
 
-    def __init__(self, n_users, n_items, embedding_size, base_model, init_std, use_bias):
+    def __init__(
+        self, n_users, n_items, size, base_model, init_std, use_bias, unseen_ids, guard_users
+    ):
         super().__init__()
         if base_model not in ("MF", "GMF"):
             raise ConfigError(f"base_model={base_model!r} must be 'MF' or 'GMF'.")
-        self.user = nn.Embedding(n_users, embedding_size)
-        self.item = nn.Embedding(n_items, embedding_size)
+        user_table = TrainedIdEmbedding if guard_users else nn.Embedding
+        self.user = user_table(n_users, size, **(unseen_ids if guard_users else {}))
+        self.item = TrainedIdEmbedding(n_items, size, **unseen_ids)
         nn.init.normal_(self.user.weight, std=init_std)
         nn.init.normal_(self.item.weight, std=init_std)
-        self.output = nn.Linear(embedding_size, 1, bias=False) if base_model == "GMF" else None
+        self.output = nn.Linear(size, 1, bias=False) if base_model == "GMF" else None
         if use_bias:
             self.item_bias = nn.Embedding(n_items, 1)
             nn.init.zeros_(self.item_bias.weight)
@@ -267,6 +281,9 @@ class CrossDomainRecommender(GeneralRecommender):
     Subclasses implement :meth:`transfer` (a cold user's target embedding) and
     :meth:`bridge_loss`; :meth:`predict` and :meth:`full_sort_predict` score target items with
     the transferred embedding once the bridge phase is reached.
+
+    NOTE: an item, or a cold user's source row, that no pre-training gradient reached is scored
+    with ``unseen_ids``'s vector, never its random initial row (:class:`DomainMF`).
 
     Buffers: ``source_user_of`` ``[n_users]`` (a target user's source id, 0 if none);
     ``history_item``, ``history_mask`` ``[n_source_users, L]`` (each source user's items rated
@@ -313,12 +330,12 @@ class CrossDomainRecommender(GeneralRecommender):
         self.phase = self.phase_plan[-1][0]
 
         # define layers and loss
-        domain_settings = (config["base_model"], config["init_std"], config["use_bias"])
-        self.source_model = DomainMF(
-            source.user_num, source.item_num, self.embedding_size, *domain_settings
-        )
+        settings = (config["base_model"], config["init_std"], config["use_bias"])
+        settings = (self.embedding_size, *settings, unseen_id_settings(config))
+        # source users feed the bridge of cold users: their rows must be trained ones too
+        self.source_model = DomainMF(source.user_num, source.item_num, *settings, guard_users=True)
         self.target_model = DomainMF(
-            dataset.user_num, dataset.item_num, self.embedding_size, *domain_settings
+            dataset.user_num, dataset.item_num, *settings, guard_users=False
         )
         self.loss = nn.BCEWithLogitsLoss() if self.implicit else nn.MSELoss()
         self.register_buffer("source_user_of", dataset.source_user_of.clone(), persistent=False)

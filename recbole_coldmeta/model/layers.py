@@ -5,8 +5,93 @@ from recbole.utils import FeatureType
 from torch import nn
 
 from recbole_coldmeta.utils import ConfigError
+from recbole_coldmeta.utils.streams import seeded_generator
 
 EMBEDDABLE = (FeatureType.TOKEN, FeatureType.TOKEN_SEQ, FeatureType.FLOAT)
+UNSEEN_IDS = ("mean", "learned")
+
+
+def unseen_id_settings(config):
+    """``{"unseen": mode, "dropout": p, "generator": g}`` for :class:`TrainedIdEmbedding`, read
+    from ``unseen_ids`` / ``unseen_id_dropout`` and checked; ``g`` is the seeded ``unseen_ids``
+    stream with ``learned`` (one per model, shared by its tables in the order they draw), else
+    None (``mean`` draws nothing)."""
+    mode, dropout = config["unseen_ids"], config["unseen_id_dropout"]
+    if mode not in UNSEEN_IDS:
+        raise ConfigError(f"unseen_ids={mode!r} is not one of {', '.join(UNSEEN_IDS)}.")
+    if not isinstance(dropout, int | float) or not 0 <= dropout < 1:
+        raise ConfigError(f"unseen_id_dropout={dropout!r} must be a number in [0, 1).")
+    if mode == "learned" and dropout == 0:
+        raise ConfigError(
+            "unseen_ids=learned trains its shared vector by id dropout, and unseen_id_dropout "
+            "is 0, so the vector would stay at its initial value. Set unseen_id_dropout > 0 "
+            "(e.g. 0.1) or unseen_ids: mean."
+        )
+    generator = seeded_generator(config["seed"], "unseen_ids") if mode == "learned" else None
+    return {"unseen": mode, "dropout": float(dropout), "generator": generator}
+
+
+class TrainedIdEmbedding(nn.Embedding):
+    """An id embedding table that never scores a row no training gradient has reached.
+
+    ``seen [N]`` (a persistent buffer, saved in checkpoints) marks every id whose looked-up row
+    received a non-zero gradient in a training-mode forward; evaluation-mode lookups never mark.
+    In evaluation mode an unseen id's vector is ``unseen``'s representation:
+
+    - ``mean``: the mean of the seen rows (zeros while none is seen), a deterministic function of
+      trained parameters;
+    - ``learned``: one shared vector ``unseen_vector [D]`` (initialised to zeros), trained by id
+      dropout: in training mode each looked-up id is treated as unseen with probability
+      ``dropout`` (drawn from ``generator``), so the vector learns what an id-less row looks like.
+
+    NOTE: "seen" is "received a gradient", not "appears in the train split": the meta-learners'
+    train split also holds the cold test users' support rows, which only adapt at evaluation and
+    never train the meta-parameters; and an id whose rows are all held out (the pre-training
+    early-stopping hold-out) or only support rows under first-order MAML is never trained either.
+    NOTE: id dropout applies to every training-mode lookup, also of a table frozen in that phase
+    (the cross-domain bridge phase), so the layers downstream learn from the vector that
+    evaluation gives an unseen id.
+    NOTE: in a data-parallel run each process marks its own batches' ids and rank 0's state is
+    the one saved and reloaded, so an id trained on another process only counts as unseen there:
+    still a defined representation, never a random one.
+
+    Shapes: ``forward(ids [*B]) -> [*B, D]``.
+    """
+
+    def __init__(self, num_embeddings, embedding_size, unseen, dropout, generator):
+        super().__init__(num_embeddings, embedding_size)
+        self.unseen, self.dropout, self.generator = unseen, dropout, generator
+        self.register_buffer("seen", torch.zeros(num_embeddings, dtype=torch.bool))
+        learned = unseen == "learned"
+        self.unseen_vector = nn.Parameter(torch.zeros(embedding_size)) if learned else None
+
+    def _mark_seen(self, ids, vectors):
+        """Mark ``ids`` whose looked-up ``vectors`` receive a non-zero gradient (a hook on this
+        forward's output, not on ``weight``: it survives copies and ``assign`` loads)."""
+
+        def mark(grad):
+            self.seen[ids[grad.detach().ne(0).any(dim=-1)]] = True
+
+        vectors.register_hook(mark)
+
+    def unseen_embedding(self):
+        """``[D]``: the vector every unseen id gets in evaluation mode."""
+        if self.unseen_vector is not None:
+            return self.unseen_vector
+        if not self.seen.any():
+            return self.weight.new_zeros(self.embedding_dim)
+        return self.weight[self.seen].mean(dim=0)
+
+    def forward(self, ids):
+        vectors = super().forward(ids)
+        if not self.training:
+            return torch.where(self.seen[ids].unsqueeze(-1), vectors, self.unseen_embedding())
+        if vectors.requires_grad:
+            self._mark_seen(ids, vectors)
+        if self.unseen_vector is None:
+            return vectors
+        dropped = torch.rand(ids.shape, generator=self.generator) < self.dropout
+        return torch.where(dropped.to(ids.device).unsqueeze(-1), self.unseen_vector, vectors)
 
 
 class FeatureEmbedder(nn.Module):
@@ -23,12 +108,16 @@ class FeatureEmbedder(nn.Module):
         embedding_size: ``D``, the size of every field's embedding.
         fields: field names to use; ``None`` uses every token, token-sequence and float field of
             that side except the id.
-        include_id: also embed the id.
+        include_id: also embed the id, in a :class:`TrainedIdEmbedding`.
+        unseen_ids: :func:`unseen_id_settings`, required with ``include_id``: what an id
+            without training gradient is embedded as (the feature fields stay as they are).
 
     Shapes: ``forward(ids [*B]) -> [*B, F * D]`` with ``F`` the number of embedded fields.
     """
 
-    def __init__(self, dataset, side, embedding_size, fields=None, include_id=False):
+    def __init__(
+        self, dataset, side, embedding_size, fields=None, include_id=False, unseen_ids=None
+    ):
         super().__init__()
         id_field = dataset.uid_field if side == "user" else dataset.iid_field
         features = dataset.get_user_feature() if side == "user" else dataset.get_item_feature()
@@ -53,7 +142,10 @@ class FeatureEmbedder(nn.Module):
                 self.tables[field] = nn.Linear(1, embedding_size)
             else:
                 self.tables[field] = nn.Embedding(dataset.num(field), embedding_size, padding_idx=0)
-        self.id_table = nn.Embedding(dataset.num(id_field), embedding_size) if include_id else None
+        self.id_table = None
+        if include_id:
+            assert unseen_ids is not None, "include_id needs unseen_ids=unseen_id_settings(config)"
+            self.id_table = TrainedIdEmbedding(dataset.num(id_field), embedding_size, **unseen_ids)
         self.output_size = embedding_size * (len(self.fields) + int(include_id))
 
     def forward(self, ids):

@@ -33,6 +33,8 @@ STREAMS = {
     "bootstrap": 7,
     # TaNP, training: the draws of the latent variable z
     "tanp_latent": 8,
+    # id dropout that trains the shared "unseen" vector of id tables (unseen_ids: learned)
+    "unseen_ids": 9,
 }
 
 

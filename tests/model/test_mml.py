@@ -110,6 +110,25 @@ def test_generator_replaces_cold_items_only(mml_config):
     assert generated.shape == (int(cold.sum()), learned.shape[1])
 
 
+def test_without_generator_a_cold_item_never_scores_its_random_row(mml_config):
+    config = {**mml_config, "item_generator": False, "cold_item_threshold": 8}
+    config["train_phases"] = [{"phase": "learners", "epochs": 1}, {"phase": "fusion", "epochs": 1}]
+    _, model, (_, _, test) = prepare(config)
+    cold = torch.nonzero(model.cold_item).squeeze(1)
+    warm = torch.nonzero(model.warm_item).squeeze(1)
+    assert len(cold) > 1 and len(warm) > 0
+    model.eval()
+    rows = _eval_rows(test, torch.arange(4))
+    before = model.full_sort_predict(rows)
+    table = model.learners["id"].item_embedding.weight
+    with torch.no_grad():
+        table[cold] = torch.randn(len(cold), table.shape[1])
+    torch.testing.assert_close(model.full_sort_predict(rows), before)
+    with torch.no_grad():
+        table[warm] = torch.randn(len(warm), table.shape[1])
+    assert not torch.allclose(model.full_sort_predict(rows)[:, warm], before[:, warm])
+
+
 def test_nearest_warm_never_picks_itself_or_a_cold_item():
     features = torch.randn(12, 4)
     warm = torch.ones(12, dtype=torch.bool)

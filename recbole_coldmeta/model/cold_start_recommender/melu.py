@@ -16,7 +16,7 @@ from recbole_coldmeta.model.abstract_recommender import (
     batch_support,
     support_of,
 )
-from recbole_coldmeta.model.layers import BiasPrior, FeatureEmbedder, mlp
+from recbole_coldmeta.model.layers import BiasPrior, FeatureEmbedder, mlp, unseen_id_settings
 from recbole_coldmeta.model.task_feedback import TaskFeedbackMixin
 from recbole_coldmeta.utils import ConfigError
 
@@ -40,7 +40,12 @@ class MeLU(TaskFeedbackMixin, ColdStartRecommender):
       the residual); the paper's network predicts the rating directly, which spends many epochs
       learning the mean.
     - The item id is embedded as an extra item feature (``use_item_id``), so warm items are not
-      reduced to their metadata; set it False for the paper's feature-only model.
+      reduced to their metadata; set it False for the paper's feature-only model. An item whose
+      id row no training gradient reached (a new item of the item-cold states: its rows are all
+      cold users' support or query rows) is never scored from its random row: ``unseen_ids``
+      gives it the mean trained id vector (default) or a shared vector learned by id dropout
+      (:class:`~recbole_coldmeta.model.layers.TrainedIdEmbedding`); its features are embedded
+      as usual. CCML inherits this.
     - Inner learning rate 0.02 with 5 steps (the paper's 5e-6 leaves adaptation doing nothing
       measurable at this scale; >= 0.1 with >= 3 steps diverged in our trials).
     - Feature fields are whatever the dataset provides (``user_fields``/``item_fields``): on
@@ -81,7 +86,12 @@ class MeLU(TaskFeedbackMixin, ColdStartRecommender):
             dataset, "user", self.embedding_size, config["user_fields"]
         )
         self.item_embedder = FeatureEmbedder(
-            dataset, "item", self.embedding_size, config["item_fields"], config["use_item_id"]
+            dataset,
+            "item",
+            self.embedding_size,
+            config["item_fields"],
+            config["use_item_id"],
+            unseen_id_settings(config),
         )
         input_size = self.decision_input_size(config)
         self.decision = mlp(input_size, self.mlp_hidden_size, 1, config["dropout_prob"])

@@ -17,7 +17,7 @@ from recbole_coldmeta.model.abstract_recommender import (
     batch_support,
     support_of,
 )
-from recbole_coldmeta.model.layers import FeatureEmbedder, mlp
+from recbole_coldmeta.model.layers import FeatureEmbedder, mlp, unseen_id_settings
 from recbole_coldmeta.model.task_feedback import TaskFeedbackMixin
 from recbole_coldmeta.utils import ConfigError
 from recbole_coldmeta.utils.streams import seeded_generator
@@ -133,6 +133,11 @@ class TaNP(TaskFeedbackMixin, ColdStartRecommender):
 
     NOTE: deviations from the paper and the authors' code, each on purpose:
 
+    - An item id that no training batch carried is scored with ``unseen_ids``' representation
+      (the mean of the trained id rows by default, :class:`~recbole_coldmeta.model.layers.
+      TrainedIdEmbedding`), never with its random initial row; the authors' model embeds
+      features only.
+
     - At evaluation ``z`` is the prior's mean, not a draw (the authors' code draws one), so a
       score is deterministic and evaluation repeats exactly. In training ``z`` is drawn with a
       seeded generator (stream ``tanp_latent``).
@@ -187,7 +192,12 @@ class TaNP(TaskFeedbackMixin, ColdStartRecommender):
             dataset, "user", config["embedding_size"], config["user_fields"]
         )
         self.item_embedder = FeatureEmbedder(
-            dataset, "item", config["embedding_size"], config["item_fields"], config["use_item_id"]
+            dataset,
+            "item",
+            config["embedding_size"],
+            config["item_fields"],
+            config["use_item_id"],
+            unseen_ids=unseen_id_settings(config),
         )
         if self.item_embedder.output_size == 0:
             raise ConfigError(

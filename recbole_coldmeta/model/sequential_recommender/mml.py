@@ -59,6 +59,10 @@ class MML(SequentialRecommender):
     flattened 50 x 64 transformer output. (5) New users are split into validation and test
     users (each leave-one-out on their first ``new_user_max_inters`` interactions) instead of
     validating and testing on the same users.
+    NOTE: a cold item's ID row is trained only as a negative of the full softmax, so its score
+    would keep its random initial row: at evaluation, without a generator (no item features,
+    ``item_generator: False``, or before its stage), cold items take the mean warm ID embedding
+    (``unseen_ids: mean`` of the other models; the generator is MML's learned counterpart).
     NOTE: a modality the dataset does not provide (no feature file, no text field) or whose text
     encoder is not installed is dropped with a log line (``strict_modalities: True`` makes it
     an error); the ID learner is always there.
@@ -172,7 +176,7 @@ class MML(SequentialRecommender):
 
     def item_tables(self):
         """``{modality: [N, D]}``; cold items take generated ID embeddings once the generator
-        stage is reached."""
+        stage is reached, and the mean warm ID embedding at evaluation without one."""
         tables = {name: learner.item_vectors() for name, learner in self.learners.items()}
         if self.generator is not None and self._stage_reached(Phase.GENERATOR):
             frozen = tables["id"].detach()
@@ -181,6 +185,10 @@ class MML(SequentialRecommender):
             table = tables["id"].clone()
             table[cold] = generated
             tables["id"] = table
+        elif not self.training:
+            table = tables["id"]
+            mean = table[self.warm_item].mean(dim=0)  # [N, D] -> [D]
+            tables["id"] = torch.where(self.cold_item.unsqueeze(1), mean, table)
         return tables
 
     def _encode(self, name, table, sequence, length):
