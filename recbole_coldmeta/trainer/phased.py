@@ -29,12 +29,12 @@ class PhasedTrainer(ColdMetaTrainer):
     Resume: every phase trainer writes the run's last-epoch checkpoint (``<run
     checkpoint>-last.pth``) before each of its epochs after the first, with the run's
     :attr:`phase_progress` in it: the phase plan, the position of the phase in it, the run's
-    checkpoint name (the phases' files are named after it), and a ``pretrain_refit`` phase's
-    state (its initial parameters, the epochs kept as the best so far, the selected epochs once
-    its refit runs). :meth:`resume_checkpoint` puts the model's parameters back (the effect of
-    every completed phase: each ended with its best-model reload); :meth:`fit` then skips the
-    completed phases and continues the interrupted one from its epoch, with its optimizer,
-    early-stopping state and random streams.
+    checkpoint name (the phases' files are named after it), ``pretrain_refit`` and a refit
+    phase's state (its initial parameters, the epochs kept as the best so far, the selected
+    epochs once its refit runs). :meth:`resume_checkpoint` puts the model's parameters back
+    (the effect of every completed phase: each ended with its best-model reload); :meth:`fit`
+    then skips the completed phases and continues the interrupted one from its epoch, with its
+    optimizer, early-stopping state and random streams.
 
     NOTE: the cross-domain pre-training phases are selected on held-out interactions of their own
     domain; their bridge phase on the validation users.
@@ -117,6 +117,7 @@ class PhasedTrainer(ColdMetaTrainer):
             "plan": [phase.value for phase, _ in self.model.phase_plan],
             "position": position,
             "run_model_file": os.path.abspath(self.saved_model_file),
+            "pretrain_refit": bool(self.config["pretrain_refit"]),
             "initial": None,
             "kept": [],
             "refit_epochs": None,

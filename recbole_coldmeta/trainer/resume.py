@@ -163,11 +163,19 @@ def _epoch_budget(shown, checkpoint, config):
     epochs in a ``pretrain_refit`` refit).
 
     Raises:
-        ConfigError: the phase the checkpoint was interrupted in is not in ``train_phases``.
+        ConfigError: the phase the checkpoint was interrupted in is not in ``train_phases``, or
+            the checkpoint's run refit its pre-training phases and this one does not (or the
+            other way round).
     """
     progress = checkpoint.get("phase")
     if progress is None:
         return config["epochs"], "", "--epochs"
+    if progress["pretrain_refit"] != config["pretrain_refit"]:
+        raise ConfigError(
+            f"{shown} was written by a run with pretrain_refit={progress['pretrain_refit']}, "
+            f"this run has pretrain_refit={config['pretrain_refit']}; pass "
+            f"--pretrain_refit={progress['pretrain_refit']} or another checkpoint."
+        )
     name = progress["plan"][progress["position"]]
     if progress["refit_epochs"] is not None:
         return progress["refit_epochs"], f" of phase {name}'s refit", "--epochs"

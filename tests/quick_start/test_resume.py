@@ -143,6 +143,8 @@ def test_a_phased_checkpoint_resumes_only_its_own_phases(cdr_config, monkeypatch
         run_coldmeta("PTUPCDR", config_dict={**config, "train_phases": other}, resume=resume_file)
     with pytest.raises(ConfigError, match="nothing is left to train"):
         run_coldmeta("PTUPCDR", config_dict={**config, "epochs": 1}, resume=resume_file)
+    with pytest.raises(ConfigError, match="pass --pretrain_refit=False"):
+        run_coldmeta("PTUPCDR", config_dict={**config, "pretrain_refit": True}, resume=resume_file)
 
 
 def test_a_checkpoint_of_format_1_still_resumes(tiny_config, tmp_path, monkeypatch):
