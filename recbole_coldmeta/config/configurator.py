@@ -168,13 +168,19 @@ class Config(RecBoleConfig):
                     key for key in config_dict if key not in self.parameters["Dataset"]
                 ]
 
+    @property
+    def declarations(self):
+        """``{key: Declaration}``: the type and accepted values of every declared key of this
+        run (:func:`~recbole_coldmeta.config.checks.run_declarations` of its property files)."""
+        return run_declarations(self._property_files)
+
     def _set_default_parameters(self):
         # The assembled config is checked here, before RecBole's own checks (which end in
         # tracebacks) and before anything reads it.
         self._check_unknown_keys()
         check_config(
             self.final_config_dict,
-            run_declarations(self._property_files),
+            self.declarations,
             keys_first=self.external_config_dict,
             origin=self._origin,
         )

@@ -15,7 +15,6 @@ from recbole_coldmeta.config import Config
 from recbole_coldmeta.data import create_dataset, data_preparation
 from recbole_coldmeta.quick_start.user_results import user_rows, users_file, write_user_results
 from recbole_coldmeta.registry import get_model, get_trainer
-from recbole_coldmeta.trainer import PhasedTrainer
 from recbole_coldmeta.trainer.resume import read_resume_checkpoint
 from recbole_coldmeta.utils import ColdMetaError, ConfigError
 from recbole_coldmeta.utils.atomic import atomic_write_text, check_writable_dir
@@ -186,7 +185,7 @@ def check_resume(config, resume_file):
     """``resume_file`` can continue a run of ``config`` (checked before any data loads).
 
     Raises:
-        ConfigError: the model's trainer cannot resume, the run is data-parallel, or the file
+        ConfigError: the model's trainer has no epochs, the run is data-parallel, or the file
             is not a last-epoch checkpoint of this model, dataset and seed
             (:func:`~recbole_coldmeta.trainer.resume.read_resume_checkpoint`).
     """
@@ -194,10 +193,9 @@ def check_resume(config, resume_file):
         raise ConfigError("--resume continues single-process runs; drop --nproc/--world_size.")
     trainer_class = get_trainer(config["MODEL_TYPE"], config["model"])
     if not trainer_class.resumable:
-        how = "trains in phases" if issubclass(trainer_class, PhasedTrainer) else "has no epochs"
         raise ConfigError(
-            f"{config['model']} {how} ({trainer_class.__name__}), and such a run cannot be "
-            f"resumed; run it again without --resume."
+            f"{config['model']} has no epochs ({trainer_class.__name__}), and such a run cannot "
+            f"be resumed; run it again without --resume."
         )
     read_resume_checkpoint(resume_file, config)
 

@@ -1,7 +1,7 @@
+from recbole_coldmeta.trainer.phased import PhasedTrainer
 from recbole_coldmeta.trainer.trainer import (
     ColdMetaTrainer,
     ColdMetaTrainerMixin,
-    PhasedTrainer,
     StatisticTrainer,
     load_own_checkpoint,
     with_compat,

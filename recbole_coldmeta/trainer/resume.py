@@ -4,8 +4,9 @@ and the interruption a signal turns into.
 A last-epoch checkpoint (``<run checkpoint>-last.pth``, written by
 :class:`~recbole_coldmeta.trainer.trainer.ColdMetaTrainerMixin` before each epoch after the
 first) holds what RecBole's ``fit`` carries from one epoch to the next: model, optimizer,
-early-stopping state, the best-model file's name, and the random states. Of ours it imports
-``utils`` only.
+early-stopping state, the best-model file's name, and the random states; a phased run's also
+says where in its phases it was (``phase``, see :mod:`recbole_coldmeta.trainer.phased`). Of ours
+it imports ``utils`` only.
 """
 
 import os
@@ -18,7 +19,10 @@ import torch
 from recbole_coldmeta.utils import ConfigError
 
 #: Marks a last-epoch checkpoint (``<run checkpoint>-last.pth``), the file ``--resume`` reads.
-RESUME_FORMAT = "recbole_coldmeta/last-epoch/1"
+#: Format 2 added ``phase`` (``None`` for a run of one trainer).
+RESUME_FORMAT = "recbole_coldmeta/last-epoch/2"
+#: The formats :func:`read_resume_checkpoint` reads: format 1 is format 2 without ``phase``.
+READABLE_FORMATS = ("recbole_coldmeta/last-epoch/1", RESUME_FORMAT)
 
 
 def last_checkpoint_file(saved_model_file):
@@ -33,11 +37,14 @@ class RunInterrupted(KeyboardInterrupt):
     Args:
         epoch: the epoch in progress (``None`` when the trainer has no epochs).
         resume_file: the last-epoch checkpoint to pass to ``--resume`` (``None``: none written).
+        phase: the phase in progress, in a phased run.
     """
 
-    def __init__(self, epoch, resume_file):
-        self.epoch, self.resume_file = epoch, resume_file
+    def __init__(self, epoch, resume_file, phase=None):
+        self.epoch, self.resume_file, self.phase = epoch, resume_file, phase
         where = "" if epoch is None else f" in epoch {epoch}"
+        if phase is not None:
+            where = f" in phase {phase}" + ("" if epoch is None else f", epoch {epoch}")
         if resume_file is None:
             message = f"interrupted{where}, before a checkpoint to resume from was written"
         else:
@@ -123,7 +130,7 @@ def read_resume_checkpoint(resume_file, config):
             checkpoint = torch.load(str(resume_file), map_location="cpu", weights_only=True)
     except Exception:  # see NOTE
         checkpoint = None
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != RESUME_FORMAT:
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") not in READABLE_FORMATS:
         raise ConfigError(
             f"{shown} is not a last-epoch checkpoint of recbole_coldmeta (a best-model "
             f"checkpoint cannot resume training); give the <...>-last.pth file an interrupted "
@@ -135,10 +142,11 @@ def read_resume_checkpoint(resume_file, config):
                 f"{shown} was written by a run with {key}={checkpoint[key]}, this run has "
                 f"{key}={config[key]}; pass --{key}={checkpoint[key]} or another checkpoint."
             )
-    if checkpoint["epoch"] + 1 >= config["epochs"]:
+    epochs, of_what, raise_how = _epoch_budget(shown, checkpoint, config)
+    if checkpoint["epoch"] + 1 >= epochs:
         raise ConfigError(
-            f"{shown} holds epoch {checkpoint['epoch']} and this run has epochs="
-            f"{config['epochs']}: nothing is left to train; raise --epochs or drop --resume."
+            f"{shown} holds epoch {checkpoint['epoch']}{of_what} and this run has epochs="
+            f"{epochs}{of_what}: nothing is left to train; raise {raise_how} or drop --resume."
         )
     best_file = checkpoint["best_model_file"]
     if checkpoint["best_valid_result"] is not None and not os.path.isfile(best_file):
@@ -147,3 +155,37 @@ def read_resume_checkpoint(resume_file, config):
             f"start the run again without --resume."
         )
     return checkpoint
+
+
+def _epoch_budget(shown, checkpoint, config):
+    """``(epochs, " of phase NAME" or "", what to raise)``: the epochs that the checkpoint's
+    trainer runs under ``config``: the run's, or in a phased run its phase's (the selected
+    epochs in a ``pretrain_refit`` refit).
+
+    Raises:
+        ConfigError: the phase the checkpoint was interrupted in is not in ``train_phases``, or
+            the checkpoint's run refit its pre-training phases and this one does not (or the
+            other way round).
+    """
+    progress = checkpoint.get("phase")
+    if progress is None:
+        return config["epochs"], "", "--epochs"
+    if progress["pretrain_refit"] != config["pretrain_refit"]:
+        raise ConfigError(
+            f"{shown} was written by a run with pretrain_refit={progress['pretrain_refit']}, "
+            f"this run has pretrain_refit={config['pretrain_refit']}; pass "
+            f"--pretrain_refit={progress['pretrain_refit']} or another checkpoint."
+        )
+    name = progress["plan"][progress["position"]]
+    if progress["refit_epochs"] is not None:
+        return progress["refit_epochs"], f" of phase {name}'s refit", "--epochs"
+    entries = [e for e in config["train_phases"] if isinstance(e, dict)]
+    entry = next((e for e in entries if e.get("phase") == name), None)
+    if entry is None:
+        raise ConfigError(
+            f"{shown} was interrupted in phase {name}, which this run's train_phases "
+            f"({[e.get('phase') for e in entries]}) do not list; resume with the train_phases "
+            f"the checkpoint was written with."
+        )
+    how = f"phase {name}'s epochs in train_phases" if "epochs" in entry else "--epochs"
+    return entry.get("epochs", config["epochs"]), f" of phase {name}", how

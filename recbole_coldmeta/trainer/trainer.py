@@ -5,19 +5,16 @@ trainer with :class:`ColdMetaTrainerMixin` in front.
 """
 
 import contextlib
-import copy
 import functools
 import os
 import uuid
 import warnings
 
 import torch
-from recbole.data.interaction import cat_interactions
 from recbole.trainer import Trainer
 from recbole.utils import dict2str, early_stopping, set_color
 from torch.nn.parallel import DistributedDataParallel
 
-from recbole_coldmeta.data import build_dataloaders
 from recbole_coldmeta.evaluator import ColdCollector
 from recbole_coldmeta.trainer.resume import (
     RESUME_FORMAT,
@@ -92,6 +89,12 @@ class ColdMetaTrainerMixin:
         self.write_resume_checkpoints = False
         self.current_epoch = None
         self._resumed_rng_state = None
+        #: What a phased run carries between its phases (see ``trainer.phased``), saved in the
+        #: last-epoch checkpoint; ``None`` for a run of one trainer.
+        self.phase_progress = None
+        #: The run's config, whose model, dataset and seed a last-epoch checkpoint names (a
+        #: phase of a cross-domain run trains on a config of its domain).
+        self.run_config = config
 
     @property
     def last_checkpoint_file(self):
@@ -120,9 +123,9 @@ class ColdMetaTrainerMixin:
     def _save_last_checkpoint(self, train_data, epoch_idx):
         state = {
             "format": RESUME_FORMAT,
-            "model": self.config["model"],
-            "dataset": self.config["dataset"],
-            "seed": self.config["seed"],
+            "model": self.run_config["model"],
+            "dataset": self.run_config["dataset"],
+            "seed": self.run_config["seed"],
             "epoch": epoch_idx - 1,
             "cur_step": self.cur_step,
             "best_valid_score": float(self.best_valid_score),
@@ -134,6 +137,7 @@ class ColdMetaTrainerMixin:
             "other_parameter": self.model.other_parameter(),
             "optimizer": self.optimizer.state_dict(),
             "rng": rng_state(train_data, self.model),
+            "phase": self.phase_progress,
         }
         with atomic_path(self.last_checkpoint_file) as temporary:
             torch.save(state, temporary)
@@ -163,23 +167,25 @@ class ColdMetaTrainerMixin:
         return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
 
     def resume_checkpoint(self, resume_file):
-        """Continue the run that wrote the last-epoch checkpoint ``resume_file``: its model,
-        optimizer, early-stopping state and best-model file now; its random streams at the
-        start of the next epoch (:meth:`_train_epoch`). ``fit`` then starts at that epoch.
+        """Continue the run that wrote the last-epoch checkpoint ``resume_file``
+        (:meth:`continue_from`); ``fit`` then starts at the epoch it was interrupted in.
 
         Raises:
-            ConfigError: see :func:`read_resume_checkpoint`; or the checkpoint's parameters do
-                not fit this run's model (another model configuration).
+            ConfigError: see :func:`read_resume_checkpoint` and :meth:`continue_from`.
         """
-        checkpoint = read_resume_checkpoint(resume_file, self.config)
-        try:
-            self._restore_model(checkpoint)
-            self.optimizer.load_state_dict(checkpoint["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as error:
-            raise ConfigError(
-                f"--resume={resume_file} does not fit this run's model ({str(error)[:200]}); "
-                f"resume with the configuration the checkpoint was written with."
-            ) from None
+        self.continue_from(read_resume_checkpoint(resume_file, self.config), resume_file)
+        self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+
+    def continue_from(self, checkpoint, resume_file):
+        """Put back a last-epoch checkpoint read from ``resume_file``: its model, optimizer,
+        early-stopping state and best-model file now; its random streams at the start of the
+        next epoch (:meth:`_train_epoch`).
+
+        Raises:
+            ConfigError: the checkpoint's parameters do not fit this trainer's model or
+                optimizer (another model configuration).
+        """
+        self.restore_parameters(checkpoint, resume_file, self.optimizer)
         self.saved_model_file = checkpoint["best_model_file"]
         self.start_epoch = checkpoint["epoch"] + 1
         self.cur_step = checkpoint["cur_step"]
@@ -187,7 +193,19 @@ class ColdMetaTrainerMixin:
         self.best_valid_result = checkpoint["best_valid_result"]
         self._resumed_rng_state = checkpoint["rng"]
         self.write_resume_checkpoints = True
-        self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+
+    def restore_parameters(self, checkpoint, resume_file, optimizer=None):
+        """The checkpoint's model parameters into the model (and its optimizer state into
+        ``optimizer``); a mismatch is one ConfigError naming ``resume_file``."""
+        try:
+            self._restore_model(checkpoint)
+            if optimizer is not None:
+                optimizer.load_state_dict(checkpoint["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as error:
+            raise ConfigError(
+                f"--resume={resume_file} does not fit this run's model ({str(error)[:200]}); "
+                f"resume with the configuration the checkpoint was written with."
+            ) from None
 
     def interrupted(self):
         """The :class:`RunInterrupted` to raise when a signal stops this trainer's run."""
@@ -224,122 +242,6 @@ def with_compat(trainer_class):
 
 #: RecBole's general Trainer with the mixin: the trainer of our models.
 ColdMetaTrainer = with_compat(Trainer)
-
-
-class PhasedTrainer(ColdMetaTrainer):
-    """Runs a model's training phases one after the other (cross-domain models, MML).
-
-    For each ``(phase, settings)`` of ``model.phase_plan`` (the ``train_phases`` YAML list): the
-    model switches to the phase (``model.set_phase``), and a fresh RecBole trainer for the phase
-    (:class:`PhaseTrainer`: the phase's epochs, learning rate, weight decay and early-stopping
-    patience, an optimizer over ``model.phase_parameters(phase)``) runs RecBole's ``fit``, with
-    its checkpoint and its best-model reload. A phase trains on its own train/valid datasets
-    when the train dataset provides them (``train_data.dataset.phase_data[phase]``, as the
-    cross-domain split does), else on the run's loaders. The last phase writes the run's
-    checkpoint file, which ``evaluate(load_best_model=True)`` reloads, and is always selected on
-    the run's ``valid_data``.
-
-    NOTE: the cross-domain pre-training phases are selected on held-out interactions of their own
-    domain; their bridge phase on the validation users.
-
-    NOTE: a phased run cannot be resumed (``resumable`` is False): each phase is a fresh
-    trainer, so a resume would have to restore the phase too; an interrupted phased run is
-    started again.
-    """
-
-    resumable = False
-
-    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False,
-            callback_fn=None):  # fmt: skip
-        phase_data = getattr(train_data.dataset, "phase_data", {})
-        result = (None, None)
-        for position, (phase, settings) in enumerate(self.model.phase_plan):
-            last = position == len(self.model.phase_plan) - 1
-            self.model.set_phase(phase)
-            self.logger.info(f"[{type(self.model).__name__}] phase {phase.value}: {settings}")
-            phase_file = self.saved_model_file.replace(".pth", f"-{phase.value}.pth")
-            if last or phase not in phase_data:  # selected on the run's valid_data
-                train_loader = train_data
-                if phase in phase_data:  # the phase's own training rows
-                    phase_train = phase_data[phase][0]
-                    train_loader = build_dataloaders(phase_train.config, phase_train)[0]
-                    train_loader.set_batch_size(settings["train_batch_size"])
-                trainer = self.phase_trainer(phase, settings, self.config)
-                trainer.saved_model_file = self.saved_model_file if last else phase_file
-                result = trainer.fit(
-                    train_loader, valid_data, verbose, saved, show_progress, callback_fn
-                )
-            else:
-                result = self._fit_on_phase_data(
-                    phase, settings, phase_data[phase], phase_file,
-                    verbose, saved, show_progress, callback_fn,
-                )  # fmt: skip
-            if saved and not last:
-                self._reload(phase_file)
-        return result
-
-    def _fit_on_phase_data(
-        self, phase, settings, parts, phase_file, verbose, saved, progress, callback_fn
-    ):
-        """A phase with data of its own ``(train part, held-out part)``: early-stopped on the
-        held-out rows; with ``pretrain_refit``, then trained again from the phase's initial
-        parameters on all its rows for the selected number of epochs."""
-        phase_train, phase_valid = parts
-        config = phase_valid.config
-        initial = [p.detach().clone() for p in self.model.phase_parameters(phase)]
-        train_loader, valid_loader, _ = build_dataloaders(config, phase_train, phase_valid)
-        train_loader.set_batch_size(settings["train_batch_size"])
-        trainer = self.phase_trainer(phase, settings, config)
-        trainer.saved_model_file = phase_file
-        kept = []  # epochs RecBole kept as the best so far (its counter restarts at 0 on those)
-
-        def track(epoch, score):
-            if trainer.cur_step == 0:
-                kept.append(epoch)
-            if callback_fn:
-                callback_fn(epoch, score)
-
-        result = trainer.fit(train_loader, valid_loader, verbose, saved, progress, track)
-        if not self.config["pretrain_refit"] or not kept:
-            return result
-        epochs = kept[-1] + 1
-        self.logger.info(f"[{phase.value}] refit on all {len(phase_train) + len(phase_valid)} "
-                         f"rows for the selected {epochs} epochs")  # fmt: skip
-        with torch.no_grad():
-            for parameter, start in zip(self.model.phase_parameters(phase), initial):
-                parameter.copy_(start)
-        every_row = phase_train.copy(
-            cat_interactions([phase_train.inter_feat, phase_valid.inter_feat])
-        )
-        refit_loader = build_dataloaders(config, every_row)[0]
-        refit_loader.set_batch_size(settings["train_batch_size"])
-        refit = self.phase_trainer(phase, {**settings, "epochs": epochs}, config)
-        refit.saved_model_file = phase_file
-        refit.fit(refit_loader, None, verbose, saved, progress)
-        return result
-
-    def phase_trainer(self, phase, settings, base_config):
-        """A fresh RecBole trainer for one phase: built on ``base_config`` with the phase's
-        settings (epochs, learning rate, ...) on top, optimizing ``phase_parameters(phase)``."""
-        config = copy.copy(base_config)
-        config.final_config_dict = {**base_config.final_config_dict, **settings}
-        return PhaseTrainer(config, self.model, phase)
-
-
-class PhaseTrainer(ColdMetaTrainer):
-    """One phase of :class:`PhasedTrainer`: RecBole's ``Trainer`` whose optimizer covers only the
-    phase's parameters (``model.phase_parameters(phase)``); every other field is RecBole's own
-    initial state, so nothing of an earlier phase carries over."""
-
-    resumable = False
-
-    def __init__(self, config, model, phase):
-        self.trained_parameters = model.phase_parameters(phase)
-        super().__init__(config, model)
-
-    def _build_optimizer(self, **kwargs):
-        kwargs.setdefault("params", self.trained_parameters)
-        return super()._build_optimizer(**kwargs)
 
 
 class StatisticTrainer(ColdMetaTrainer):

@@ -81,6 +81,7 @@ _OUR_DATALOADER = "recbole_coldmeta.data.dataloader.task_dataloader"
 _OUR_COLLECTOR = "recbole_coldmeta.evaluator.collector"
 _OUR_METRICS = "recbole_coldmeta.evaluator.metrics"
 _OUR_TRAINER = "recbole_coldmeta.trainer.trainer"
+_OUR_PHASED = "recbole_coldmeta.trainer.phased"
 _OUR_EPOCH_COST = "recbole_coldmeta.benchmarks.epoch_cost"
 
 #: The table: one entry per RecBole member.
@@ -226,7 +227,7 @@ COUPLINGS = (
         signature="(self, epoch, verbose=True, **kwargs)",
     ),
     Coupling(
-        _TRAINER, "_build_optimizer", Kind.OVERRIDE, (_OUR_TRAINER,),
+        _TRAINER, "_build_optimizer", Kind.OVERRIDE, (_OUR_PHASED,),
         "PhaseTrainer: RecBole's own __init__ builds the optimizer over the phase's parameters",
         signature="(self, **kwargs)",
     ),

@@ -107,9 +107,9 @@ def test_phases_train_in_order_with_their_own_settings(cdr_config):
     seen = []
     original = trainer.phase_trainer
 
-    def record(phase, settings, base_config):
+    def record(phase, settings, base_config, progress):
         seen.append((phase, settings["epochs"], settings["learning_rate"]))
-        phase_trainer = original(phase, settings, base_config)
+        phase_trainer = original(phase, settings, base_config, progress)
         assert phase_trainer.epochs == settings["epochs"]
         assert phase_trainer.optimizer.param_groups[0]["lr"] == settings["learning_rate"]
         return phase_trainer
@@ -281,8 +281,8 @@ def test_pretrain_refit_trains_again_on_every_row_for_the_selected_epochs(cdr_co
     fits = []
     original = trainer.phase_trainer
 
-    def record(phase, settings, base_config):
-        phase_trainer = original(phase, settings, base_config)
+    def record(phase, settings, base_config, progress):
+        phase_trainer = original(phase, settings, base_config, progress)
         fit = phase_trainer.fit
 
         def recorded_fit(train_data, valid_data=None, *args, **kwargs):

@@ -7,25 +7,9 @@ from recbole.utils import set_color
 
 from recbole_coldmeta.config import Config
 from recbole_coldmeta.data import create_dataset, data_preparation
-from recbole_coldmeta.quick_start.hyper.params import frozen_keys
+from recbole_coldmeta.quick_start.hyper.params import frozen_keys, plain_param
 from recbole_coldmeta.quick_start.quick_start import build_config, build_model_and_trainer, plain
 from recbole_coldmeta.utils import ConfigError
-
-
-def _plain_param(value, default):
-    """A trial's value as a plain Python value of its key's type (hyperopt gives tuples, floats)."""
-    if isinstance(value, tuple | list):
-        return [_plain_param(item, None) for item in value]
-    if hasattr(value, "item"):
-        value = value.item()
-    if (
-        isinstance(default, int)
-        and not isinstance(default, bool)
-        and isinstance(value, float)
-        and value.is_integer()
-    ):
-        return int(value)
-    return value
 
 
 class SharedSplitObjective:
@@ -76,7 +60,7 @@ class SharedSplitObjective:
     def trial_config(self, params, config_file_list=None):
         """The Config of one trial; raises ConfigError if it changed a frozen key."""
         base = self.base_config
-        params = {key: _plain_param(value, base[key]) for key, value in params.items()}
+        params = {key: plain_param(value, base[key]) for key, value in params.items()}
         config = Config(
             base["model"],
             base["dataset"],

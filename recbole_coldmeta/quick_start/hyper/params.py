@@ -168,6 +168,58 @@ def _read_params_line(path, number, line):
     return SearchDimension(name, kind, bounds, number)
 
 
+def plain_param(value, default):
+    """A trial's value as a plain Python value of its key's type (hyperopt gives tuples, floats):
+    a whole float for a key whose ``default`` is an int becomes an int."""
+    if isinstance(value, tuple | list):
+        return [plain_param(item, None) for item in value]
+    if hasattr(value, "item"):
+        value = value.item()
+    if (
+        isinstance(default, int)
+        and not isinstance(default, bool)
+        and isinstance(value, float)
+        and value.is_integer()
+    ):
+        return int(value)
+    return value
+
+
+def trial_values(dimension):
+    """The values of a dimension that every value a trial takes lies between: each option of a
+    ``choice``, the bounds of a range (``loguniform``'s as ``e**bound``)."""
+    if dimension.kind == "choice":
+        return dimension.values
+    low, high = dimension.values[:2]
+    return (math.exp(low), math.exp(high)) if dimension.kind == "loguniform" else (low, high)
+
+
+def _check_trial_values(dimension, declaration, default, where):
+    """Every value of ``dimension`` passes the key's declared type, range and choices, as a
+    command-line value would (:mod:`recbole_coldmeta.config.checks`).
+
+    NOTE: a range is checked at its bounds (every accepted form is an interval or a type, so
+    the bounds decide); ``uniform``/``loguniform`` draw non-integers, so they are refused for an
+    integer-only key (``quniform`` draws whole numbers).
+    """
+    name, kind = dimension.name, dimension.kind
+    integer_only = "int" in declaration.types and "float" not in declaration.types
+    if kind in ("uniform", "loguniform") and integer_only:
+        raise ConfigError(
+            f"{where}: '{name} {kind}' draws non-integers, and {name} must be "
+            f"{declaration.describe()}. Write `{name} quniform LOW,HIGH,1` or a choice line."
+        )
+    for value in trial_values(dimension):
+        value = plain_param(value, default)
+        problem = declaration.problem(value)
+        if problem:
+            shown = "option" if kind == "choice" else f"{kind} bound"
+            raise ConfigError(
+                f"{where}: the {shown} {name}={value!r} {problem} ({declaration.where}). Fix "
+                f"the params file."
+            )
+
+
 def frozen_keys(config):
     """Keys every trial must share: the split's and the scoring's (see :func:`run_hyper`)."""
     return set(config.parameters["Dataset"]) | SPLIT_KEYS | RUN_SPLIT_KEYS | SELECTION_KEYS
@@ -179,9 +231,11 @@ def check_search_space(dimensions, config, path, cmd_args=None, algo="exhaustive
     Raises:
         ConfigError: an unknown key (with a spelling hint), a key this model's configuration does
             not define, a split or scoring key (see :func:`run_hyper`), a key also given on the
-            command line (which would override every trial), or a non-``choice`` line with
-            ``algo='exhaustive'``.
+            command line (which would override every trial), a value a trial could take that the
+            key's declaration refuses (:func:`_check_trial_values`), or a non-``choice`` line
+            with ``algo='exhaustive'``.
     """
+    declarations = config.declarations
     overridden = parse_cmd_overrides(cmd_args or [])
     frozen = frozen_keys(config)
     check_names = not config["allow_unknown_config_keys"]
@@ -213,6 +267,9 @@ def check_search_space(dimensions, config, path, cmd_args=None, algo="exhaustive
                 f"{where}: '{name}' is tuned here and also given as --{name} on the command line, "
                 f"which would override every trial's value. Remove one of the two."
             )
+        if name in declarations:
+            default = config.final_config_dict.get(name)
+            _check_trial_values(dimension, declarations[name], default, where)
         if algo == "exhaustive" and dimension.kind != "choice":
             raise ConfigError(
                 f"{where}: exhaustive search enumerates choice lines only, and '{name}' is "

@@ -99,6 +99,17 @@ HAND_KEPT_FROZEN_KEYS = {
         ("local_lr choice [0.01]\n", {"tool": "Spark"}, r"Unknown --tool=Spark"),
         ("local_lr choice [0.01]\n", {"algo": "grid"}, r"Unknown --algo=grid"),
         ("\n\n", {}, r"holds no search dimension"),
+        # every value a trial can take goes through the key's declared type, range and choices
+        ("learning_rate choice [0.01,-1]\n", {}, r"line 1: the option learning_rate=-1 must be"),
+        ("epochs choice ['abc']\n", {}, r"line 1: the option epochs='abc' must be an integer"),
+        ("meta_feedback choice ['implicite']\n", {}, r"'implicite' is not one of explicit"),
+        (
+            "\ndropout_prob uniform 0,1.5\n",
+            {"algo": "random"},
+            r"line 2: the uniform bound dropout_prob=1.5 must be a number >= 0 and < 1 \(MeLU",
+        ),
+        ("dropout_prob loguniform -3,0.5\n", {"algo": "random"}, r"bound dropout_prob=1.64"),
+        ("epochs uniform 1,5\n", {"algo": "random"}, r"'epochs uniform' draws non-integers"),
     ],
 )
 def test_bad_input_fails_before_any_training(
@@ -110,6 +121,13 @@ def test_bad_input_fails_before_any_training(
     assert "\n" not in str(error.value)
     if "line " in expected:
         assert str(error.value).startswith(f"{params_file}, line ")
+
+
+def test_values_within_the_declared_form_pass(tiny_config, write_params_file):
+    text = "epochs quniform 1,5,1\ndropout_prob uniform 0,0.5\nlocal_lr loguniform -5,-1\n"
+    params_file = write_params_file(text)
+    config = Config("MeLU", "tiny", config_dict=tiny_config)
+    check_search_space(read_params_file(params_file), config, params_file, algo="random")
 
 
 def test_missing_params_file_and_model_without_one(tiny_config, no_dataset):
