@@ -118,7 +118,7 @@ def load_benchmark(path):
     _check_config_keys(path, spec)
     _check_reference(path, spec, labels)
     if "shots" in spec:
-        reports.check_shots(path, spec["shots"])
+        reports.check_shots(path, spec["shots"], spec["models"])
     if "breakdown" in spec:
         reports.check_breakdown(path, spec["breakdown"])
     return spec

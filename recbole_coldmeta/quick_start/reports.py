@@ -27,10 +27,12 @@ import statistics
 from logging import getLogger
 
 import numpy as np
+from recbole.utils import ModelType
 
 from recbole_coldmeta.config.checks import file_declarations
 from recbole_coldmeta.evaluator import aggregate
 from recbole_coldmeta.quick_start.significance import test_users_of_runs
+from recbole_coldmeta.registry import get_model
 from recbole_coldmeta.utils import ConfigError, properties_dir
 from recbole_coldmeta.utils.atomic import atomic_path, atomic_write_text
 
@@ -38,16 +40,24 @@ from recbole_coldmeta.utils.atomic import atomic_path, atomic_write_text
 DIMENSIONS = {"support_size": "n_support", "query_popularity": "query_popularity"}
 
 
-def check_shots(path, shots):
-    """``shots:`` of a benchmark file, by ``shots``'s declaration (``properties/overall.yaml``).
+def check_shots(path, shots, models):
+    """``shots:`` of a benchmark file, by ``shots``'s declaration (``properties/overall.yaml``),
+    and its models (the sequential ones cannot be cut: :mod:`~recbole_coldmeta.quick_start.kshot`).
 
     Raises:
-        ConfigError: ``shots`` is not a non-empty list of integers >= 0.
+        ConfigError: ``shots`` is not a non-empty list of integers >= 0, or a model of
+            ``models`` (the file's model entries) is sequential.
     """
     declaration = file_declarations(str(properties_dir() / "overall.yaml"))["shots"]
     problem = None if shots is None else declaration.problem(shots)
     if shots is None or problem:
         raise ConfigError(f"Benchmark '{path}': shots={shots!r} {problem or 'must be a list'}.")
+    for entry in models:
+        if getattr(get_model(entry["model"]), "type", None) == ModelType.SEQUENTIAL:
+            raise ConfigError(
+                f"Benchmark '{path}': shots cuts support rows, but {entry['model']} is "
+                f"sequential (its query rows carry the whole history). Remove it or shots."
+            )
 
 
 def check_breakdown(path, breakdown):

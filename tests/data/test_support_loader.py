@@ -148,3 +148,15 @@ def test_limit_support_keeps_the_first_k_support_rows_of_each_cold_user(reversed
         rows = (part.inter_feat["user_id"] == user) & (part.cold_roles != Role.META_TRAIN)
         assert sorted(part.inter_feat["item_id"][rows].tolist()) == _first_by_time(whole, user, 3)
     assert len(limit_support(whole, 0).inter_feat) == int(meta.sum())
+
+
+def test_a_support_limit_keeps_the_negatives_of_the_kept_rows(reversed_config):
+    overrides = {"meta_feedback": "implicit", "task_neg_sample_num": 2}
+    _, (_, _, test) = _prepare("MeLU", "reversed", {**reversed_config, **overrides})
+    table = test.support
+    cut = table.limited(3)
+    kept = cut.fields["support_mask"].repeat_interleave(2, dim=1)  # [n_users, S * 2]
+    assert torch.equal(cut.fields["support_neg_mask"], kept)
+    assert torch.equal(cut.fields["support_neg_item"][kept], table.fields["support_neg_item"][kept])
+    assert not cut.fields["support_neg_item"][~kept].any()
+    assert int(cut.fields["support_mask"].sum(dim=1).max()) == 3

@@ -86,6 +86,7 @@ def test_breakdown_groups_add_up_to_the_users(tmp_path, caplog):
         ("shots: [1.5]", r"shots=\[1.5\] must be"),
         ("shots: []", r"shots=\[\] must be"),
         ("shots: 3", r"shots=3 must be"),
+        ("shots: [0, 1]\nmodels: [{model: SASRec}]", r"SASRec is sequential"),
         ("breakdown: {activity: 3}", r"breakdown=\{'activity': 3\} must map some of"),
         ("breakdown: {support_size: [10, 0]}", r"support_size=\[10, 0\] must be ascending"),
         ("breakdown: {support_size: [0, 1.5]}", r"support_size=\[0, 1.5\] must be ascending"),
