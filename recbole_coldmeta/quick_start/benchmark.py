@@ -40,7 +40,10 @@ Outputs, in ``<output_dir>/<name>/``: ``runs.csv`` (one row per run; finished ru
 when the benchmark is run again), ``users/`` (per-user results), ``table.md`` (mean ± std over
 seeds per model and metric, the best per column in bold, one table per setting and metric set,
 each with its paired table when there is a reference) and ``plot.png`` (grouped bars, error
-bars, one row of panels per setting).
+bars, one row of panels per setting). With ``shots: [0, 1, 3, 5, 10, 20]`` (set on every run)
+also ``kshot.md`` and ``kshot.png``; with ``breakdown: {support_size: [0, 10, 20, 50],
+query_popularity: 3}`` also ``breakdown.md`` and ``breakdown.png``
+(:mod:`recbole_coldmeta.quick_start.reports`).
 """
 
 import csv
@@ -54,7 +57,7 @@ from logging import getLogger
 
 import yaml
 
-from recbole_coldmeta.quick_start import significance
+from recbole_coldmeta.quick_start import reports, significance
 from recbole_coldmeta.quick_start.user_results import write_user_results
 from recbole_coldmeta.registry import get_model
 from recbole_coldmeta.utils import ConfigError
@@ -75,7 +78,8 @@ def load_benchmark(path):
     with open(path, encoding="utf-8") as f:
         spec = yaml.safe_load(f) or {}
     unknown = set(spec) - {
-        "name", "dataset", "seeds", "config", "models", "config_files", "settings", "reference"
+        "name", "dataset", "seeds", "config", "models", "config_files", "settings", "reference",
+        "shots", "breakdown",
     }  # fmt: skip
     if unknown:
         raise ConfigError(f"Benchmark file '{path}' has unknown keys {sorted(unknown)}.")
@@ -113,6 +117,10 @@ def load_benchmark(path):
     _check_train_once(path, spec)
     _check_config_keys(path, spec)
     _check_reference(path, spec, labels)
+    if "shots" in spec:
+        reports.check_shots(path, spec["shots"], spec["models"])
+    if "breakdown" in spec:
+        reports.check_breakdown(path, spec["breakdown"])
     return spec
 
 
@@ -244,6 +252,8 @@ def run_benchmark(path, output_dir="results", runner=None):
                 )
                 config = {"user_results": True, **spec["config"], **setting["config"]}
                 config = {**config, **entry["config"], "seed": seed}
+                if spec.get("shots"):
+                    config["shots"] = spec["shots"]
                 if len(settings) > 1:
                     config["also_test_states"] = [s["config"]["test_state"] for s in settings[1:]]
                 result = runner(
@@ -256,6 +266,8 @@ def run_benchmark(path, output_dir="results", runner=None):
                 for other in settings:
                     runs.append(_flatten(spec, other, entry, seed, result))
                     runs[-1].update(users)
+                    if other is setting:  # shots are scored on the run's own test_state
+                        runs[-1].update(reports.shot_columns(result))
                     done.add((other["label"], entry["label"], int(seed)))
                 _write_runs(runs_file, runs)
     _check_shared_splits(runs)
@@ -268,6 +280,7 @@ def run_benchmark(path, output_dir="results", runner=None):
     table = summarize(runs, labels, settings, comparisons, spec.get("reference"))
     atomic_write_text(os.path.join(folder, "table.md"), table)
     plot(runs, labels, os.path.join(folder, "plot.png"), settings)
+    reports.write_reports(spec, runs, folder, labels, settings)
     return folder
 
 

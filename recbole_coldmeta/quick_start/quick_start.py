@@ -13,6 +13,7 @@ from recbole.utils import init_logger, init_seed, set_color
 
 from recbole_coldmeta.config import Config
 from recbole_coldmeta.data import create_dataset, data_preparation
+from recbole_coldmeta.quick_start.kshot import check_shots_config, shot_results, shot_users
 from recbole_coldmeta.quick_start.user_results import user_rows, users_file, write_user_results
 from recbole_coldmeta.registry import get_model, get_trainer
 from recbole_coldmeta.trainer.resume import read_resume_checkpoint
@@ -89,7 +90,9 @@ def run_coldmeta(
         and validation users (:func:`~recbole_coldmeta.quick_start.user_results.user_rows`;
         :func:`write_result` puts them in a file of their own). With
         ``also_test_states``, ``state_results`` and ``state_splits`` hold the metrics and split
-        counts of ``test_state`` and of each further state (the same trained model).
+        counts of ``test_state`` and of each further state (the same trained model). With
+        ``shots``, ``shot_results``, ``shot_users``, ``shot_refit`` and ``shot_seconds``
+        (:func:`~recbole_coldmeta.quick_start.kshot.shot_results`, on ``test_state``).
 
     Raises:
         ColdMetaError: before any data loads for a bad configuration, an unwritable
@@ -107,6 +110,7 @@ def run_coldmeta(
     """
     config = build_config(model, dataset, config_file_list, config_dict, cmd_args)
     check_also_test_states(config)
+    check_shots_config(config)
     check_writable_dir(config["checkpoint_dir"], "checkpoint_dir")
     if resume is not None:
         check_resume(config, resume)
@@ -116,6 +120,8 @@ def run_coldmeta(
     dataset = create_dataset(config)
     logger.info(dataset)
     train_data, valid_data, test_data = data_preparation(config, dataset)
+    if config["shots"]:
+        shot_users(config, train_data.dataset, test_data.dataset)  # fails before training
 
     model, trainer = build_model_and_trainer(config, train_data.dataset)
     logger.info(model)
@@ -164,10 +170,13 @@ def _train_and_test(config, dataset, trainer, train_data, valid_data, test_data,
         result["split"] = dict(dataset.split_info)
     if config["user_results"]:
         state = config["test_state"] if config["also_test_states"] else None
-        users = user_rows(config, trainer.eval_collector, test_data.dataset, "test", state)
+        train = train_data.dataset
+        users = user_rows(config, trainer.eval_collector, test_data.dataset, "test", state, train)
         if valid_data:
             trainer.evaluate(valid_data, load_best_model=False, show_progress=False)
-            users += user_rows(config, trainer.eval_collector, valid_data.dataset, "valid")
+            users += user_rows(
+                config, trainer.eval_collector, valid_data.dataset, "valid", None, train
+            )
         result["user_results"] = users
     if config["also_test_states"]:
         result["state_results"] = {config["test_state"]: result["test_result"]}
@@ -178,6 +187,9 @@ def _train_and_test(config, dataset, trainer, train_data, valid_data, test_data,
             result.get("user_results", []).extend(users)
             result["state_results"][state] = plain(dict(metrics))
             result["state_splits"][state] = split
+    if config["shots"]:
+        loaders = (train_data, valid_data, test_data)
+        result.update(shot_results(config, dataset, trainer, loaders, build_model_and_trainer))
     return result
 
 
@@ -311,11 +323,12 @@ def evaluate_on_state(config, trainer, state):
     state_config["test_state"] = state
     state_config["also_test_states"] = None
     dataset = create_dataset(state_config)
-    _, _, test_data = data_preparation(state_config, dataset)
+    train_data, _, test_data = data_preparation(state_config, dataset)
     metrics = trainer.evaluate(test_data, load_best_model=False, show_progress=False)
     users = []
     if config["user_results"]:
-        users = user_rows(config, trainer.eval_collector, test_data.dataset, "test", state)
+        collector, train = trainer.eval_collector, train_data.dataset
+        users = user_rows(config, collector, test_data.dataset, "test", state, train)
     return metrics, dict(dataset.split_info), users
 
 

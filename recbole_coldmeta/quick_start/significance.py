@@ -157,17 +157,7 @@ def compare_runs(runs, folder, reference, state_of_setting):
         (:func:`correct`, per table); a run without per-user results (finished before they
         were kept) is left out, with a warning.
     """
-    users, files = {}, {}
-    for run in runs:
-        key = (run.get("setting", ""), run["label"], int(run["seed"]))
-        if not run.get("user_results"):
-            getLogger().warning(f"{key}: no per-user results; run it again for paired columns")
-            continue
-        path = os.path.join(folder, run["user_results"])
-        if path not in files:
-            files[path] = read_user_results(path)
-        state = (state_of_setting.get(key[0]) or "") if run.get("trained_in") else ""
-        users[key] = [r for r in files[path] if r["split"] == "test" and r["state"] == state]
+    users = test_users_of_runs(runs, folder, state_of_setting, "paired columns")
     result = {}
     for run in runs:
         setting, label, seed = key = (run.get("setting", ""), run["label"], int(run["seed"]))
@@ -184,6 +174,34 @@ def compare_runs(runs, folder, reference, state_of_setting):
             for metric, pairs in by_metric.items():
                 by_metric[metric] = compare(pairs, metric)
     return result
+
+
+def test_users_of_runs(runs, folder, state_of_setting, purpose):
+    """Each run's per-user rows of its setting's test users (read from ``folder``).
+
+    Args:
+        runs: the benchmark's runs (``setting``, ``label``, ``seed``, ``user_results``).
+        folder: the benchmark's output folder.
+        state_of_setting: ``{setting label: its test_state}`` (a ``train_once`` run's file
+            holds every state it was tested on).
+        purpose: what the rows are for, in the warning about a run without them.
+
+    Returns:
+        dict: ``{(setting, label, seed): rows}``; a run without per-user results (finished
+        before they were kept) is left out, with a warning.
+    """
+    users, files = {}, {}
+    for run in runs:
+        key = (run.get("setting", ""), run["label"], int(run["seed"]))
+        if not run.get("user_results"):
+            getLogger().warning(f"{key}: no per-user results; run it again for {purpose}")
+            continue
+        path = os.path.join(folder, run["user_results"])
+        if path not in files:
+            files[path] = read_user_results(path)
+        state = (state_of_setting.get(key[0]) or "") if run.get("trained_in") else ""
+        users[key] = [r for r in files[path] if r["split"] == "test" and r["state"] == state]
+    return users
 
 
 def _resample(size, resamples, generator):

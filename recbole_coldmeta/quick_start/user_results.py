@@ -3,7 +3,10 @@
 One row per (split, state, user): ``split`` (``valid`` or ``test``), ``state`` (the test state
 of a split by state, else empty), ``user`` (the raw token, so that runs of different models on
 the same split line up), ``n_rows`` (the user's query rows, or positives in a ranking
-evaluation), then one column per metric (:func:`~recbole_coldmeta.evaluator.per_user_metrics`).
+evaluation), with the train split: ``n_support`` (the user's support rows in it) and
+``query_popularity`` (the mean number of train rows of the items of the user's evaluated rows),
+then one column per metric (:func:`~recbole_coldmeta.evaluator.per_user_metrics`). Files written
+before ``n_support`` and ``query_popularity`` existed read as they are, without them.
 """
 
 import csv
@@ -12,14 +15,19 @@ import io
 import math
 import os
 
+import torch
+
+from recbole_coldmeta.data.dataloader.support import support_slots
 from recbole_coldmeta.evaluator import per_user_metrics
 from recbole_coldmeta.utils.atomic import atomic_path
 
 #: The columns every per-user row starts with.
 KEY_COLUMNS = ("split", "state", "user", "n_rows")
+#: Integer columns besides ``n_rows``.
+COUNT_COLUMNS = ("n_rows", "n_support")
 
 
-def user_rows(config, collector, dataset, split, state=None):
+def user_rows(config, collector, dataset, split, state=None, train_dataset=None):
     """The per-user rows of the evaluation ``collector`` last handed to RecBole's evaluator.
 
     Args:
@@ -28,20 +36,44 @@ def user_rows(config, collector, dataset, split, state=None):
         dataset: the evaluated dataset (its user tokens).
         split: ``"valid"`` or ``"test"``.
         state: the tested state, or None.
+        train_dataset: the split's train part, for ``n_support`` and ``query_popularity``.
 
     Returns:
-        list of dict: one per user, ``KEY_COLUMNS`` then the metric columns (floats, NaN where
-        undefined).
+        list of dict: one per user, ``KEY_COLUMNS``, ``n_support`` and ``query_popularity``
+        (with ``train_dataset``), then the metric columns (floats, NaN where undefined).
     """
     users, n_rows, columns = per_user_metrics(config, collector.last_struct)
     tokens = dataset.id2token(dataset.uid_field, users.numpy())
+    if train_dataset is not None:
+        columns = {**user_context(train_dataset, dataset, users), **columns}
     rows = []
     for position, token in enumerate(tokens):
         row = {"split": split, "state": state or "", "user": str(token)}
         row["n_rows"] = int(n_rows[position])
-        row.update({name: float(values[position]) for name, values in columns.items()})
+        row.update({name: values[position].item() for name, values in columns.items()})
         rows.append(row)
     return rows
+
+
+def user_context(train_dataset, dataset, users):
+    """``n_support [U]`` and ``query_popularity [U]`` of ``users`` (see the module docstring).
+
+    NOTE: on a split without support roles (``cold_start_split: False``) ``n_support`` counts
+    all the user's train rows; popularity counts every train row of an item, support rows too.
+    """
+    train = train_dataset.inter_feat
+    if hasattr(train_dataset, "cold_roles"):
+        n_support = support_slots(train_dataset)[1].sum(dim=1)  # [n_users]
+    else:
+        n_support = torch.bincount(train[train_dataset.uid_field], minlength=dataset.user_num)
+    popularity = torch.bincount(train[train_dataset.iid_field], minlength=dataset.item_num)
+    inter = dataset.inter_feat
+    rows_of, group = torch.unique(inter[dataset.uid_field], return_inverse=True)
+    assert torch.equal(rows_of, users), "the evaluated users are the evaluated part's users"
+    total = torch.zeros(len(users), dtype=torch.float64)
+    total.index_add_(0, group, popularity[inter[dataset.iid_field]].double())
+    count = torch.bincount(group, minlength=len(users)).double()
+    return {"n_support": n_support[users], "query_popularity": total / count}
 
 
 def users_file(result_file):
@@ -76,13 +108,13 @@ def _cell(value):
 
 
 def read_user_results(path):
-    """The rows :func:`write_user_results` wrote: ``n_rows`` an int, metrics floats (NaN for
-    an empty cell), ``split``, ``state`` and ``user`` strings."""
+    """The rows :func:`write_user_results` wrote: ``n_rows`` and ``n_support`` ints, the other
+    columns floats (NaN for an empty cell), ``split``, ``state`` and ``user`` strings."""
     with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
     for row in rows:
         for key, value in row.items():
-            if key == "n_rows":
+            if key in COUNT_COLUMNS:
                 row[key] = int(value)
             elif key not in KEY_COLUMNS:
                 row[key] = float(value) if value != "" else math.nan
