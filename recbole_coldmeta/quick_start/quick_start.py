@@ -13,6 +13,7 @@ from recbole.utils import init_logger, init_seed, set_color
 
 from recbole_coldmeta.config import Config
 from recbole_coldmeta.data import create_dataset, data_preparation
+from recbole_coldmeta.data.manifest import manifest_file
 from recbole_coldmeta.quick_start.user_results import user_rows, users_file, write_user_results
 from recbole_coldmeta.registry import get_model, get_trainer
 from recbole_coldmeta.trainer import PhasedTrainer
@@ -85,7 +86,9 @@ def run_coldmeta(
         dict: ``model``, ``dataset``, ``seed``, ``best_valid_score``, ``valid_result``,
         ``test_result``, ``train_seconds``, ``test_seconds`` (the test evaluation, checkpoint
         reload included) and, on the cold-start split, ``split`` (user and
-        interaction counts of its parts); metric values are plain floats. With
+        interaction counts of its parts), ``split_sha256`` and ``split_manifest`` (a
+        :class:`~recbole_coldmeta.data.manifest.SplitManifest`, the one value that is not JSON:
+        :func:`write_result` writes it beside the result); metric values are plain floats. With
         ``user_results``, ``user_results`` holds every evaluated user's metrics on the test
         and validation users (:func:`~recbole_coldmeta.quick_start.user_results.user_rows`;
         :func:`write_result` puts them in a file of their own). With
@@ -163,6 +166,9 @@ def _train_and_test(config, dataset, trainer, train_data, valid_data, test_data,
     }
     if getattr(dataset, "split_info", None) is not None:
         result["split"] = dict(dataset.split_info)
+    if getattr(dataset, "split_manifest", None) is not None:
+        result["split_sha256"] = dataset.split_manifest.sha256
+        result["split_manifest"] = dataset.split_manifest
     if config["user_results"]:
         state = config["test_state"] if config["also_test_states"] else None
         users = user_rows(config, trainer.eval_collector, test_data.dataset, "test", state)
@@ -324,8 +330,15 @@ def evaluate_on_state(config, trainer, state):
 def write_result(result, result_file):
     """Write ``result`` as one JSON object to ``result_file`` (atomically); its per-user rows
     (``user_results``), if any, to :func:`~recbole_coldmeta.quick_start.user_results.users_file`
-    beside it, named in the JSON as ``user_results_file``."""
+    beside it, named in the JSON as ``user_results_file``; its split manifest
+    (``split_manifest``), if any, to :func:`~recbole_coldmeta.data.manifest.manifest_file`
+    beside it, named in the JSON as ``split_manifest_file``."""
     result = dict(result)
+    manifest = result.pop("split_manifest", None)
+    if manifest is not None:
+        path = manifest_file(result_file)
+        manifest.write(path)
+        result["split_manifest_file"] = os.path.basename(path)
     users = result.pop("user_results", None)
     if users is not None:
         path = users_file(result_file)
