@@ -20,6 +20,12 @@ not two of them (a split by state, ``user_split: field`` or ``time_states``, tes
 in its warm and item-cold states: there a test user may have meta-train rows); every valid/test
 user has a query row, and on the cold-start split a support row.
 
+NOTE: a cold-start valid/test user needs a support row because every cold user adapts on (and a
+RecBole model trains on) their support rows; a split without them is no few-shot split.
+
+NOTE: the hash (``split_sha256``) is of the CSV rows only, not of the header: a manifest reused
+or imported by ``split_file`` hashes as the split it gives, whatever seed the run has.
+
 NOTE: a cross-domain manifest lists target-domain rows only (roles ``meta_train``,
 ``valid_query``, ``test_query``, one per user): every source-domain row is training data, a cold
 user's source rows being what they bring, so none is listed.
@@ -50,21 +56,20 @@ WORD_ROLES = {word: role for role, word in ROLE_WORDS.items()}
 QUERY_ROLES = (Role.VALID_QUERY, Role.TEST_QUERY)
 SUPPORT_ROLES = (Role.VALID_SUPPORT, Role.TEST_SUPPORT)
 USER_KINDS = ("meta_train", "valid", "test")
+KIND_WORDS = dict(enumerate(USER_KINDS))
+#: The user kind each role implies, indexed by role (an index into USER_KINDS).
+KIND_OF_ROLE = np.asarray(
+    [0 if r is Role.META_TRAIN else 1 if "VALID" in r.name else 2 for r in Role]
+)
 #: Splits by state (their warm and item-cold states test users with meta-train rows).
 BY_STATE_SPLITS = ("field", "time_states")
 #: States whose test items are new items (MeLU's names): absent from the meta-train rows.
 ITEM_COLD_STATES = ("item_cold_testing", "user_and_item_cold_testing")
 
 
-def user_kinds(roles):
-    """``[R]`` roles -> ``[R]`` the user kind each implies: ``meta_train``, ``valid``, ``test``."""
-    valid = np.isin(roles, (Role.VALID_SUPPORT, Role.VALID_QUERY))
-    return np.select([roles == Role.META_TRAIN, valid], ["meta_train", "valid"], "test")
-
-
-@dataclass
+@dataclass(eq=False)
 class SplitManifest:
-    """The rows of a split and their roles.
+    """The rows of a split and their roles; equal to another with the same header and rows.
 
     Attributes:
         header: the JSON header (``{}`` for a file without one).
@@ -82,26 +87,35 @@ class SplitManifest:
     lines: np.ndarray | None = None
     source: str | None = None
 
+    def __eq__(self, other):
+        if not isinstance(other, SplitManifest):
+            return NotImplemented
+        return self.header == other.header and self.sha256 == other.sha256
+
+    __hash__ = None
+
     def line(self, row):
         """How an error names row ``row``: its file line, or the row itself."""
         if self.lines is None:
             return f"row ({self.users[row]}, {self.items[row]})"
         return f"{self.source} line {self.lines[row]}"
 
+    @functools.cached_property
     def csv_text(self):
-        """The CSV rows (column names first), without the header line."""
+        """The CSV rows (column names first), without the header line (kept: it is hashed, then
+        written)."""
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(COLUMNS)
-        words = np.asarray([ROLE_WORDS[Role(r)] for r in range(len(ROLE_WORDS))])[self.roles]
+        words = np.asarray(list(ROLE_WORDS.values()))[self.roles]
         writer.writerows(zip(self.users.tolist(), self.items.tolist(), words.tolist()))
         return text.getvalue()
 
     @functools.cached_property
     def sha256(self):
-        """sha256 of :meth:`csv_text`: two splits are the same iff their hashes agree (the header,
+        """sha256 of :attr:`csv_text`: two splits are the same iff their hashes agree (the header,
         which names the seed and the keys, is left out)."""
-        return hashlib.sha256(self.csv_text().encode("utf-8")).hexdigest()
+        return hashlib.sha256(self.csv_text.encode("utf-8")).hexdigest()
 
     def write(self, path):
         """Write the manifest to ``path`` as a gzipped CSV, atomically.
@@ -109,18 +123,18 @@ class SplitManifest:
         NOTE: the gzip header carries no time, so the same split gives the same bytes.
         """
         header = "# " + json.dumps(self.header, sort_keys=True, default=str) + "\n"
-        data = (header + self.csv_text()).encode("utf-8")
+        data = (header + self.csv_text).encode("utf-8")
         with atomic_path(path) as temporary:
             with open(temporary, "wb") as f:
-                f.write(gzip.compress(data, mtime=0))
+                f.write(gzip.compress(data, compresslevel=6, mtime=0))
 
     def counts(self):
         """``{"rows": {role word: n}, "users": {kind: n}}``."""
         rows = {word: int(np.sum(self.roles == role)) for role, word in ROLE_WORDS.items()}
-        kinds = user_kinds(self.roles)
-        rank = pd.Series(np.select([kinds == "test", kinds == "valid"], [2, 1], 0))
-        rank = rank.groupby(self.users).max()  # a test user of a split by state: test
-        users = {kind: int(np.sum(rank == n)) for n, kind in enumerate(USER_KINDS)}
+        codes, tokens = pd.factorize(self.users)
+        kind = np.zeros(len(tokens), dtype=np.int64)
+        np.maximum.at(kind, codes, KIND_OF_ROLE[self.roles])  # a test user of a split by state
+        users = {name: int(np.sum(kind == n)) for n, name in enumerate(USER_KINDS)}
         return {"rows": rows, "users": users}
 
 
@@ -195,48 +209,51 @@ def check_manifest(manifest, by_state=False, sequential=False, cross_domain=Fals
     Raises:
         DataError: the first broken rule, naming its lines.
     """
-    frame = pd.DataFrame({"user": manifest.users, "item": manifest.items, "role": manifest.roles})
-    frame["kind"] = user_kinds(manifest.roles)
-    if cross_domain and np.isin(manifest.roles, SUPPORT_ROLES).any():
-        row = int(np.flatnonzero(np.isin(manifest.roles, SUPPORT_ROLES))[0])
+    roles = manifest.roles
+    if cross_domain and np.isin(roles, SUPPORT_ROLES).any():
+        row = int(np.flatnonzero(np.isin(roles, SUPPORT_ROLES))[0])
         raise DataError(
-            f"{manifest.line(row)}: role {ROLE_WORDS[Role(manifest.roles[row])]} in a "
-            f"cross-domain split, which hides every target row of a valid/test user; use "
-            f"valid_query or test_query."
+            f"{manifest.line(row)}: role {ROLE_WORDS[Role(roles[row])]} in a cross-domain "
+            f"split, which hides every target row of a valid/test user; use valid_query or "
+            f"test_query."
         )
-    pairs = frame.groupby(["user", "item"], sort=False)
-    column = "kind" if sequential and not cross_domain else "role"
-    _check_one_value(manifest, frame, pairs[column].transform("first"), column, "pair")
-    users = frame.groupby("user", sort=False)["kind"]
-    first_kind = users.transform("first")
+    users = pd.factorize(manifest.users)[0]  # [R] user codes
+    items = pd.factorize(manifest.items)[0]
+    kinds = KIND_OF_ROLE[roles]  # [R] indices into USER_KINDS
+    pairs = users * (items.max() + 1) + items
+    if sequential and not cross_domain:  # a repeat event may sit on the other side of the cut
+        _check_one_value(manifest, pairs, kinds, KIND_WORDS, "pair")
+    else:
+        _check_one_value(manifest, pairs, roles, ROLE_WORDS, "pair")
     if by_state and not cross_domain:
-        test = frame["kind"].eq("test").groupby(frame["user"]).transform("any")
-        first_kind = first_kind.where(~test, "test")
-        frame.loc[test & frame["kind"].eq("meta_train"), "kind"] = "test"
-    _check_one_value(manifest, frame, first_kind, "kind", "user")
+        test_user = np.zeros(users.max() + 1, dtype=bool)
+        test_user[users[kinds == 2]] = True
+        kinds = np.where(test_user[users] & (kinds == 0), 2, kinds)  # known, tested warm
+    _check_one_value(manifest, users, kinds, KIND_WORDS, "user")
     wanted = [("query", QUERY_ROLES)] + ([] if cross_domain else [("support", SUPPORT_ROLES)])
-    for what, roles in wanted:
-        cold = frame["kind"].ne("meta_train")
-        has = pd.Series(np.isin(manifest.roles, roles)).groupby(frame["user"]).transform("any")
-        if (cold & ~has).any():
-            row = int(np.flatnonzero(cold & ~has)[0])
+    for what, of_what in wanted:
+        has = np.zeros(users.max() + 1, dtype=bool)
+        has[users[np.isin(roles, of_what)]] = True
+        missing = np.flatnonzero((kinds > 0) & ~has[users])
+        if len(missing):
+            row = int(missing[0])
             raise DataError(
-                f"{manifest.line(row)}: {frame['kind'][row]} user {manifest.users[row]!r} has no "
-                f"{what} row; every valid/test user needs one."
+                f"{manifest.line(row)}: {USER_KINDS[kinds[row]]} user {manifest.users[row]!r} "
+                f"has no {what} row; every valid/test user needs one."
             )
 
 
-def _check_one_value(manifest, frame, first, column, what):
-    """Every row of a pair (``what="pair"``) or of a user has the value of its first row."""
-    bad = np.flatnonzero(frame[column].to_numpy() != first.to_numpy())
+def _check_one_value(manifest, keys, values, words, what):
+    """Every row of a pair (``what="pair"``) or of a user (``keys`` ``[R]``) has the value of
+    its first row (``values`` ``[R]``: roles or user kinds, named by ``words``)."""
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    earliest = first[inverse]  # [R] each row's group's first row
+    bad = np.flatnonzero(values != values[earliest])
     if len(bad) == 0:
         return
     row = int(bad[0])
-    keys = ["user", "item"] if what == "pair" else ["user"]
-    earlier = int(np.flatnonzero((frame[keys] == frame.loc[row, keys]).all(axis=1).to_numpy())[0])
-    values = [frame[column][r] for r in (earlier, row)]
-    if column == "role":
-        values = [ROLE_WORDS[Role(value)] for value in values]
+    earlier = int(earliest[row])
+    named = [words[int(values[r])] for r in (earlier, row)]
     if manifest.lines is None:
         where = f"{manifest.line(earlier)} and {manifest.line(row)}"
     else:
@@ -246,12 +263,29 @@ def _check_one_value(manifest, frame, first, column, what):
     else:
         name = f"user {manifest.users[row]!r}"
         rule = "a user is meta-train, valid or test, not two of them"
-    raise DataError(f"{where}: {name} is both {values[0]} and {values[1]}; {rule}.")
+    raise DataError(f"{where}: {name} is both {named[0]} and {named[1]}; {rule}.")
+
+
+def split_flags(header, config=None):
+    """``(by_state, item_cold)`` of a manifest: a split by state (a test user may have
+    meta-train rows) and an item-cold state (test query items are new items). From its header,
+    else (a file made elsewhere) from the run's ``config``, else False."""
+    if "by_state" in header:
+        return bool(header["by_state"]), bool(header["item_cold"])
+    if config is None:
+        return False, False
+    return config["user_split"] in BY_STATE_SPLITS, config["test_state"] in ITEM_COLD_STATES
 
 
 def header_of(dataset, kind):
-    """The JSON header of ``dataset``'s split (``kind``: ``cold_start`` or ``cross_domain``)."""
+    """The JSON header of ``dataset``'s split (``kind``: ``cold_start`` or ``cross_domain``).
+
+    NOTE: a split read from ``split_file`` keeps that file's ``by_state`` and ``item_cold``
+    (:func:`split_flags`), so its manifest audits as the original did.
+    """
     config = dataset.config
+    source = dataset.split_file_header if config["split_file"] is not None else {}
+    by_state, item_cold = split_flags(source, config)
     header = {
         "format": FORMAT,
         "dataset": dataset.dataset_name,
@@ -259,6 +293,8 @@ def header_of(dataset, kind):
         "split": kind,
         "sequential": config["MODEL_TYPE"] == ModelType.SEQUENTIAL,
         "split_keys": {key: config[key] for key in dataset.split_keys},
+        "by_state": by_state,
+        "item_cold": item_cold,
     }
     if kind == "cross_domain":
         header["source_dataset"] = dataset.source.dataset_name
@@ -282,7 +318,8 @@ def split_manifest(dataset, users, items, roles, order, kind):
 
 def split_file_roles(dataset, users, items, order, kind):
     """``[R]`` roles of ``dataset``'s rows (ids ``users``, ``items``; ``order`` by user then
-    time) read from the manifest ``split_file``; rows it does not list are ``UNUSED``.
+    time) read from the manifest ``split_file``; rows it does not list are ``UNUSED``. Sets
+    ``dataset.split_file_header`` (the file's header, ``{}`` without one).
 
     Raises:
         ConfigError: the file is missing, or its header names another dataset.
@@ -297,10 +334,10 @@ def split_file_roles(dataset, users, items, order, kind):
             f"split_file={manifest.source} is a manifest of dataset {named!r}, not of "
             f"{dataset.dataset_name!r}; use a manifest of this dataset (or --dataset={named})."
         )
-    user_split = manifest.header.get("split_keys", {}).get("user_split", config["user_split"])
+    dataset.split_file_header = manifest.header
     sequential = config["MODEL_TYPE"] == ModelType.SEQUENTIAL
     cross_domain = kind == "cross_domain"
-    check_manifest(manifest, user_split in BY_STATE_SPLITS, sequential, cross_domain)
+    check_manifest(manifest, split_flags(manifest.header, config)[0], sequential, cross_domain)
     user_ids = _ids(manifest, dataset, "user", dataset.uid_field, manifest.users)
     item_ids = _ids(manifest, dataset, "item", dataset.iid_field, manifest.items)
     n_items = len(dataset.field2id_token[dataset.iid_field])
@@ -330,7 +367,11 @@ def split_file_roles(dataset, users, items, order, kind):
 
 
 def _ids(manifest, dataset, what, field, tokens):
-    """The dataset ids of the manifest's ``tokens`` (``what``: ``user`` or ``item``)."""
+    """The dataset ids of the manifest's ``tokens`` (``what``: ``user`` or ``item``).
+
+    NOTE: more than half of the distinct tokens unknown reads as another dataset's manifest (one
+    line saying so); fewer, as rows the dataset's filters dropped (the first one named).
+    """
     known = dict(dataset.field2token_id[field])
     known.pop("[PAD]", None)
     ids = pd.Series(tokens).map(known)
@@ -356,9 +397,9 @@ def audit(manifest, by_state=None, item_cold=None):
     """Check ``manifest`` on its own and count its parts.
 
     Args:
-        by_state: as in :func:`check_manifest`; None: from the header's ``user_split``.
-        item_cold: test query items must be absent from the meta-train rows; None: when the
-            header's ``test_state`` is an item-cold state.
+        by_state: as in :func:`check_manifest`; None: the header's (:func:`split_flags`).
+        item_cold: test query items must be absent from the meta-train rows; None: the
+            header's.
 
     Returns:
         dict: ``rows``, ``users`` (:meth:`SplitManifest.counts`), ``query_pairs_in_training``
@@ -370,15 +411,16 @@ def audit(manifest, by_state=None, item_cold=None):
         DataError: a broken rule (a query pair in training data breaks the pair rule), or an
             item-cold split whose test query items appear in meta-train rows.
     """
-    keys = manifest.header.get("split_keys", {})
-    by_state = keys.get("user_split") in BY_STATE_SPLITS if by_state is None else by_state
-    item_cold = keys.get("test_state") in ITEM_COLD_STATES if item_cold is None else item_cold
+    header_by_state, header_item_cold = split_flags(manifest.header)
+    by_state = header_by_state if by_state is None else by_state
+    item_cold = header_item_cold if item_cold is None else item_cold
     sequential = bool(manifest.header.get("sequential", False))
     cross_domain = manifest.header.get("split") == "cross_domain"
     check_manifest(manifest, by_state, sequential, cross_domain)
-    pairs = pd.MultiIndex.from_arrays([manifest.users, manifest.items])
+    users, items = pd.factorize(manifest.users)[0], pd.factorize(manifest.items)[0]
+    pairs = users * (items.max() + 1) + items
     query = np.isin(manifest.roles, QUERY_ROLES)
-    leaked = pairs[query].isin(pairs[~query])  # 0 by the pair rule, but for a sequence's repeats
+    leaked = np.isin(pairs[query], pairs[~query])  # 0 by the pair rule, but for repeat events
     train_items = set(manifest.items[manifest.roles == Role.META_TRAIN].tolist())
     test_items = set(manifest.items[manifest.roles == Role.TEST_QUERY].tolist())
     cold_items = test_items - train_items

@@ -255,10 +255,11 @@ def run_benchmark(path, output_dir="results", runner=None):
                     config_dict=config,
                 )
                 users = _keep_user_results(folder, setting, entry, seed, result)
-                users.update(_keep_split(folder, result))
+                split = _keep_split(folder, result)
                 for other in settings:
                     runs.append(_flatten(spec, other, entry, seed, result))
                     runs[-1].update(users)
+                    runs[-1].update(split if other is setting else {})
                     done.add((other["label"], entry["label"], int(seed)))
                 _write_runs(runs_file, runs)
     _check_shared_splits(runs)
@@ -295,6 +296,7 @@ def _keep_split(folder, result):
 
     NOTE: one file per distinct split, named by its hash: the models of a seed and setting share
     it; a model whose split differs (another ``support_mode``, a sequence's repeats) gets its own.
+    A ``train_once`` run's manifest is its training setting's split: only that row names it.
     """
     manifest = result.pop("split_manifest", None)
     if manifest is None:

@@ -283,7 +283,8 @@ def check_also_test_states(config):
     """``also_test_states`` only where a trained model does not depend on the test state.
 
     Raises:
-        ConfigError: the split is not by state, or the model is not a meta-learner.
+        ConfigError: the split is not by state, is read from ``split_file``, or the model is
+            not a meta-learner.
     """
     states = config["also_test_states"]
     if not states:
@@ -295,6 +296,11 @@ def check_also_test_states(config):
         )
     if not isinstance(states, list) or not all(isinstance(s, str) for s in states):
         raise ConfigError(f"also_test_states must be a list of state names, got {states!r}.")
+    if config["split_file"] is not None:
+        raise ConfigError(
+            "also_test_states builds each further state's split, and split_file fixes one split; "
+            "run each state with its own manifest (split_file) instead."
+        )
     if not getattr(get_model(config["model"]), "task_batches", False):
         raise ConfigError(
             f"also_test_states is for meta-learners, which train on meta-train tasks only, so "
@@ -332,13 +338,15 @@ def write_result(result, result_file):
     (``user_results``), if any, to :func:`~recbole_coldmeta.quick_start.user_results.users_file`
     beside it, named in the JSON as ``user_results_file``; its split manifest
     (``split_manifest``), if any, to :func:`~recbole_coldmeta.data.manifest.manifest_file`
-    beside it, named in the JSON as ``split_manifest_file``."""
+    beside it (the JSON has its ``split_sha256``).
+
+    NOTE: the manifest's name is not put in the JSON: it follows from the result's name, and
+    the JSON of two runs of one split (a run and its resumed twin) stays the same.
+    """
     result = dict(result)
     manifest = result.pop("split_manifest", None)
     if manifest is not None:
-        path = manifest_file(result_file)
-        manifest.write(path)
-        result["split_manifest_file"] = os.path.basename(path)
+        manifest.write(manifest_file(result_file))
     users = result.pop("user_results", None)
     if users is not None:
         path = users_file(result_file)

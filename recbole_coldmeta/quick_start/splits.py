@@ -56,8 +56,14 @@ def build_parser():
         "--item_cold",
         choices=("True", "False"),
         default=None,
-        help="test query items must be new items (default: when the header's test_state is "
-        "item-cold)",
+        help="test query items must be new items (default: as the header says; False without)",
+    )
+    check.add_argument(
+        "--by_state",
+        choices=("True", "False"),
+        default=None,
+        help="a split by state: test users may have meta-train rows (default: as the header "
+        "says; False without)",
     )
     return parser
 
@@ -124,8 +130,11 @@ def _report(args, config_files, overrides):
     if args.command == "export":
         manifest = export_manifest(args.model, args.dataset, args.output, config_files, overrides)
         return {"output": args.output, **manifest.counts(), "sha256": manifest.sha256}
-    item_cold = None if args.item_cold is None else args.item_cold == "True"
-    report = audit(read_manifest(args.manifest, "manifest"), item_cold=item_cold)
+    flags = {
+        name: None if value is None else value == "True"
+        for name, value in (("by_state", args.by_state), ("item_cold", args.item_cold))
+    }
+    report = audit(read_manifest(args.manifest, "manifest"), **flags)
     if args.dataset is not None:
         report["dataset"] = audit_against_dataset(
             args.manifest, args.model, args.dataset, config_files, overrides

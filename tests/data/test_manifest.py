@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from recbole_coldmeta.data import create_dataset
-from recbole_coldmeta.data.manifest import audit, read_manifest
+from recbole_coldmeta.data.manifest import SplitManifest, audit, check_manifest, read_manifest
 from recbole_coldmeta.quick_start import build_config
 from recbole_coldmeta.utils import ColdMetaError, ConfigError, DataError
+from recbole_coldmeta.utils.enums import Role
 
 
 def _split(model, config):
@@ -68,16 +69,36 @@ def test_the_manifest_lists_every_used_row_by_raw_token(tiny_config, tmp_path):
     assert report["query_pairs_in_training"] == 0 and report["sha256"] == manifest.sha256
 
 
+def _late_split(tiny_config, late_data_path, **overrides):
+    config = {**tiny_config, "data_path": late_data_path, "user_inter_num_interval": "[0,inf)"}
+    config.update(user_split="time_states", split_time=1.5e7, query_size=1)
+    config.update(task_size_interval="[2,inf]", **overrides)
+    dataset = create_dataset(build_config("BPR", "late", config_dict=config))
+    return dataset, dataset.build()
+
+
+def test_a_split_by_state_round_trips_with_its_known_test_users(
+    tiny_config, late_data_path, tmp_path
+):
+    saved, _ = _late_split(tiny_config, late_data_path, test_state="warm_up")
+    warm = saved.split_manifest
+    test_users = set(warm.users[warm.roles == Role.TEST_QUERY].tolist())
+    assert test_users & set(warm.users[warm.roles == Role.META_TRAIN].tolist())  # known users
+    path = str(tmp_path / "warm.split.csv.gz")
+    warm.write(path)
+    with pytest.raises(DataError, match="is both meta_train and test"):
+        audit(read_manifest(path), by_state=False)
+    config = {**tiny_config, "data_path": late_data_path, "user_inter_num_interval": "[0,inf)"}
+    reused = create_dataset(build_config("BPR", "late", config_dict={**config, "split_file": path}))
+    reused.build()  # user_split: random here; the header says the split is by state
+    assert reused.split_manifest.sha256 == warm.sha256
+    assert audit(reused.split_manifest)["users"] == audit(read_manifest(path))["users"]
+
+
 def test_item_cold_states_keep_their_test_items_out_of_meta_training(
     tiny_config, late_data_path, tmp_path
 ):
-    config = {**tiny_config, "data_path": late_data_path, "user_inter_num_interval": "[0,inf)"}
-    config.update(user_split="time_states", split_time=1.5e7, query_size=1)
-    config["task_size_interval"] = "[2,inf]"
-    dataset = create_dataset(
-        build_config("BPR", "late", config_dict={**config, "test_state": "item_cold_testing"})
-    )
-    dataset.build()
+    dataset, _ = _late_split(tiny_config, late_data_path, test_state="item_cold_testing")
     report = audit(dataset.split_manifest)  # the header names the item-cold state
     assert report["cold_test_query_items"] == report["test_query_items"] > 0
     random_split = read_manifest(_manifest(tmp_path, tiny_config)[0])
@@ -218,3 +239,29 @@ def test_an_imported_split_keeps_its_roles_and_leaves_unlisted_rows_out(tiny_con
     assert len(parts[0]) == sum(line.endswith(("meta_train", "support")) for line in lines) - 5
     assert dataset.split_info["unused_inters"] == 5
     assert np.all(read_manifest(path).roles == dataset.split_manifest.roles)
+
+
+def _rows(*rows):
+    users, items, roles = zip(*rows)
+    return SplitManifest({}, np.asarray(users), np.asarray(items), np.asarray(roles))
+
+
+M, VS, VQ = int(Role.META_TRAIN), int(Role.VALID_SUPPORT), int(Role.VALID_QUERY)
+TS, TQ = int(Role.TEST_SUPPORT), int(Role.TEST_QUERY)
+
+
+def test_a_split_by_state_may_test_a_known_user_and_a_sequence_may_repeat_a_pair():
+    warm = _rows(("a", "x", M), ("a", "y", TS), ("a", "z", TQ), ("b", "x", M))
+    with pytest.raises(DataError, match="user 'a' is both meta_train and test"):
+        check_manifest(warm)
+    check_manifest(warm, by_state=True)
+    assert warm.counts()["users"] == {"meta_train": 1, "valid": 0, "test": 1}
+    valid_and_test = _rows(("a", "x", VS), ("a", "y", VQ), ("a", "z", TS), ("a", "w", TQ))
+    with pytest.raises(DataError, match="user 'a' is both valid and test"):
+        check_manifest(valid_and_test, by_state=True)
+    repeat = _rows(("a", "x", TS), ("a", "x", TQ), ("b", "x", M))
+    with pytest.raises(DataError, match=r"pair \(a, x\) is both test_support and test_query"):
+        check_manifest(repeat)
+    check_manifest(repeat, sequential=True)
+    sequence = SplitManifest({"sequential": True}, repeat.users, repeat.items, repeat.roles)
+    assert audit(sequence)["query_pairs_in_training"] == 1

@@ -17,8 +17,7 @@ def test_a_manifest_round_trips_to_identical_metrics(model, tiny_config, tmp_pat
     first = tmp_path / "first.json"
     write_result(run_coldmeta(model, "tiny", config_dict=config), str(first))
     saved = json.loads(first.read_text())
-    manifest = tmp_path / saved["split_manifest_file"]
-    assert manifest.name == "first.split.csv.gz"
+    manifest = tmp_path / "first.split.csv.gz"
     assert read_manifest(str(manifest)).sha256 == saved["split_sha256"]
     again = run_coldmeta(model, "tiny", config_dict={**config, "split_file": str(manifest)})
     assert again["split_sha256"] == saved["split_sha256"]
@@ -81,3 +80,11 @@ def test_the_benchmark_keeps_one_manifest_per_split(tiny_config, tmp_path):
         read_manifest(str(tmp_path / kept[2]["split_manifest"])).sha256 == kept[2]["split_sha256"]
     )
     assert _keep_split(str(tmp_path), {}) == {}
+
+
+def test_a_split_file_cannot_serve_several_test_states(states_config):
+    from recbole_coldmeta.utils import ConfigError
+
+    config = {**states_config, "split_file": "saved.split.csv.gz", "also_test_states": ["test_b"]}
+    with pytest.raises(ConfigError, match="also_test_states builds each further state's split"):
+        run_coldmeta("MeLU", "states", config_dict=config)

@@ -197,6 +197,10 @@ class CrossDomainDataset(Dataset):
         Raises:
             ConfigError, DataError: as :func:`~recbole_coldmeta.data.manifest.split_file_roles`,
                 or a target user left out or cold without source rows.
+
+        NOTE: the manifest fixes the users' roles; the pre-training phases' early-stopping
+        hold-outs (``pretrain_valid_ratio``) are still drawn from ``seed``, as they are no part
+        of the evaluation protocol.
         """
         row_roles = split_file_roles(self, users, items, order, "cross_domain")
         if (row_roles == Role.UNUSED).any():
@@ -235,8 +239,9 @@ class CrossDomainDataset(Dataset):
         else:
             self.user_role = self._manifest_user_roles(users, items, order)
         row_role = self.user_role[self.inter_feat[self.uid_field]]
-        roles = row_role.numpy()
-        self.split_manifest = split_manifest(self, users, items, roles, order, "cross_domain")
+        self.split_manifest = split_manifest(
+            self, users, items, row_role.numpy(), order, "cross_domain"
+        )
         parts = []
         for role in (Role.META_TRAIN, Role.VALID_QUERY, Role.TEST_QUERY):
             rows = torch.nonzero(row_role == int(role)).squeeze(1)
