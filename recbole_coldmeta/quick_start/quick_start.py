@@ -4,7 +4,9 @@ import copy
 import json
 import math
 import os
+import pickle
 import sys
+import tempfile
 import time
 from logging import getLogger
 
@@ -256,19 +258,33 @@ def run_coldmeta_parallel(
         "nproc": nproc,
         "offset": group_offset,
     }
-    args = (model, dataset, config_file_list, config_dict, cmd_args, saved, queue)
-    try:
-        mp.spawn(_run_rank, args=args, nprocs=nproc, join=True)
-    except mp.ProcessRaisedException:
-        if not queue.empty():
-            message = queue.get()
-            if isinstance(message, ColdMetaError):
-                raise message from None
-        raise
-    return None if queue.empty() else queue.get()
+    with tempfile.TemporaryDirectory(prefix="coldmeta-rank0-") as folder:
+        result_file = os.path.join(folder, "result.pkl")
+        args = (model, dataset, config_file_list, config_dict, cmd_args, saved, queue, result_file)
+        try:
+            mp.spawn(_run_rank, args=args, nprocs=nproc, join=True)
+        except mp.ProcessRaisedException:
+            if not queue.empty():
+                message = queue.get()
+                if isinstance(message, ColdMetaError):
+                    raise message from None
+            raise
+        if not os.path.isfile(result_file):
+            return None
+        with open(result_file, "rb") as f:
+            return pickle.load(f)
 
 
-def _run_rank(local_rank, model, dataset, config_file_list, config_dict, cmd_args, saved, queue):
+def _run_rank(
+    local_rank, model, dataset, config_file_list, config_dict, cmd_args, saved, queue, result_file
+):
+    """One process of :func:`run_coldmeta_parallel`; global rank 0 pickles its result to
+    ``result_file``.
+
+    NOTE: the result goes through a file, not ``queue``: a pipe holds 64 KiB, and a larger put
+    (a split manifest, per-user rows) would block rank 0 until the parent reads, while the parent
+    waits for rank 0 to exit. Errors (one line each) still go through the queue.
+    """
     config_dict = {**config_dict, "local_rank": local_rank}
     try:
         result = run_coldmeta(model, dataset, config_file_list, config_dict, cmd_args, saved)
@@ -276,7 +292,8 @@ def _run_rank(local_rank, model, dataset, config_file_list, config_dict, cmd_arg
         queue.put(error)
         raise
     if local_rank + config_dict["offset"] == 0:
-        queue.put(result)
+        with open(result_file, "wb") as f:
+            pickle.dump(result, f)
 
 
 def check_also_test_states(config):
