@@ -42,6 +42,11 @@ def get_dataset_class(config):
                 f"(source_domain is set) serves general and cross-domain models only."
             )
         return ours.CrossDomainDataset
+    if config["split_file"] is not None and not config["cold_start_split"]:
+        raise ConfigError(
+            "split_file gives the roles of the cold-start split, and cold_start_split is False "
+            "(RecBole's eval_args split); drop one of the two."
+        )
     if config["cold_start_split"]:
         if config["MODEL_TYPE"] == ModelType.SEQUENTIAL:
             return ours.ColdStartSequentialDataset

@@ -29,7 +29,9 @@ validation data only: each run keeps its best-validation checkpoint and reports 
 test metrics.
 
 Every run is asked for its per-user results (``user_results``), kept in ``users/`` (one
-gzipped CSV per run, named in the run's ``user_results`` column). With ``reference`` (a model
+gzipped CSV per run, named in the run's ``user_results`` column), and its split manifest in
+``splits/`` (one file per distinct split, named in its ``split_manifest`` column, with its
+``split_sha256``). With ``reference`` (a model
 label of the file), each other model's row of a table is compared with the reference's on the
 same test users of the same seed and setting (:mod:`recbole_coldmeta.quick_start.significance`):
 its cells are marked ▲ / ▼ where it is significantly better / worse, and a paired table under
@@ -263,9 +265,11 @@ def run_benchmark(path, output_dir="results", runner=None):
                     config_dict=config,
                 )
                 users = _keep_user_results(folder, setting, entry, seed, result)
+                split = _keep_split(folder, result)
                 for other in settings:
                     runs.append(_flatten(spec, other, entry, seed, result))
                     runs[-1].update(users)
+                    runs[-1].update(split if other is setting else {})
                     if other is setting:  # shots are scored on the run's own test_state
                         runs[-1].update(reports.shot_columns(result))
                     done.add((other["label"], entry["label"], int(seed)))
@@ -296,6 +300,25 @@ def _keep_user_results(folder, setting, entry, seed, result):
     os.makedirs(os.path.join(folder, "users"), exist_ok=True)
     write_user_results(os.path.join(folder, name), rows)
     return {"user_results": name}
+
+
+def _keep_split(folder, result):
+    """Write the run's split manifest to ``splits/<sha256>.split.csv.gz`` in ``folder`` unless a
+    run of the same split wrote it: ``{"split_sha256": ..., "split_manifest": path}`` (relative to
+    ``folder``), or ``{}`` for a run without one.
+
+    NOTE: one file per distinct split, named by its hash: the models of a seed and setting share
+    it; a model whose split differs (another ``support_mode``, a sequence's repeats) gets its own.
+    A ``train_once`` run's manifest is its training setting's split: only that row names it.
+    """
+    manifest = result.pop("split_manifest", None)
+    if manifest is None:
+        return {}
+    name = f"splits/{manifest.sha256}.split.csv.gz"
+    if not os.path.isfile(os.path.join(folder, name)):
+        os.makedirs(os.path.join(folder, "splits"), exist_ok=True)
+        manifest.write(os.path.join(folder, name))
+    return {"split_sha256": manifest.sha256, "split_manifest": name}
 
 
 def _check_shared_splits(runs):

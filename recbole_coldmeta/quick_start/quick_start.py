@@ -4,7 +4,9 @@ import copy
 import json
 import math
 import os
+import pickle
 import sys
+import tempfile
 import time
 from logging import getLogger
 
@@ -13,6 +15,7 @@ from recbole.utils import init_logger, init_seed, set_color
 
 from recbole_coldmeta.config import Config
 from recbole_coldmeta.data import create_dataset, data_preparation
+from recbole_coldmeta.data.manifest import manifest_file
 from recbole_coldmeta.quick_start.kshot import check_shots_config, shot_results, shot_users
 from recbole_coldmeta.quick_start.user_results import user_rows, users_file, write_user_results
 from recbole_coldmeta.registry import get_model, get_trainer
@@ -85,7 +88,9 @@ def run_coldmeta(
         dict: ``model``, ``dataset``, ``seed``, ``best_valid_score``, ``valid_result``,
         ``test_result``, ``train_seconds``, ``test_seconds`` (the test evaluation, checkpoint
         reload included) and, on the cold-start split, ``split`` (user and
-        interaction counts of its parts); metric values are plain floats. With
+        interaction counts of its parts), ``split_sha256`` and ``split_manifest`` (a
+        :class:`~recbole_coldmeta.data.manifest.SplitManifest`, the one value that is not JSON:
+        :func:`write_result` writes it beside the result); metric values are plain floats. With
         ``user_results``, ``user_results`` holds every evaluated user's metrics on the test
         and validation users (:func:`~recbole_coldmeta.quick_start.user_results.user_rows`;
         :func:`write_result` puts them in a file of their own). With
@@ -168,6 +173,9 @@ def _train_and_test(config, dataset, trainer, train_data, valid_data, test_data,
     }
     if getattr(dataset, "split_info", None) is not None:
         result["split"] = dict(dataset.split_info)
+    if getattr(dataset, "split_manifest", None) is not None:
+        result["split_sha256"] = dataset.split_manifest.sha256
+        result["split_manifest"] = dataset.split_manifest
     if config["user_results"]:
         state = config["test_state"] if config["also_test_states"] else None
         train = train_data.dataset
@@ -260,19 +268,33 @@ def run_coldmeta_parallel(
         "nproc": nproc,
         "offset": group_offset,
     }
-    args = (model, dataset, config_file_list, config_dict, cmd_args, saved, queue)
-    try:
-        mp.spawn(_run_rank, args=args, nprocs=nproc, join=True)
-    except mp.ProcessRaisedException:
-        if not queue.empty():
-            message = queue.get()
-            if isinstance(message, ColdMetaError):
-                raise message from None
-        raise
-    return None if queue.empty() else queue.get()
+    with tempfile.TemporaryDirectory(prefix="coldmeta-rank0-") as folder:
+        result_file = os.path.join(folder, "result.pkl")
+        args = (model, dataset, config_file_list, config_dict, cmd_args, saved, queue, result_file)
+        try:
+            mp.spawn(_run_rank, args=args, nprocs=nproc, join=True)
+        except mp.ProcessRaisedException:
+            if not queue.empty():
+                message = queue.get()
+                if isinstance(message, ColdMetaError):
+                    raise message from None
+            raise
+        if not os.path.isfile(result_file):
+            return None
+        with open(result_file, "rb") as f:
+            return pickle.load(f)
 
 
-def _run_rank(local_rank, model, dataset, config_file_list, config_dict, cmd_args, saved, queue):
+def _run_rank(
+    local_rank, model, dataset, config_file_list, config_dict, cmd_args, saved, queue, result_file
+):
+    """One process of :func:`run_coldmeta_parallel`; global rank 0 pickles its result to
+    ``result_file``.
+
+    NOTE: the result goes through a file, not ``queue``: a pipe holds 64 KiB, and a larger put
+    (a split manifest, per-user rows) would block rank 0 until the parent reads, while the parent
+    waits for rank 0 to exit. Errors (one line each) still go through the queue.
+    """
     config_dict = {**config_dict, "local_rank": local_rank}
     try:
         result = run_coldmeta(model, dataset, config_file_list, config_dict, cmd_args, saved)
@@ -280,14 +302,16 @@ def _run_rank(local_rank, model, dataset, config_file_list, config_dict, cmd_arg
         queue.put(error)
         raise
     if local_rank + config_dict["offset"] == 0:
-        queue.put(result)
+        with open(result_file, "wb") as f:
+            pickle.dump(result, f)
 
 
 def check_also_test_states(config):
     """``also_test_states`` only where a trained model does not depend on the test state.
 
     Raises:
-        ConfigError: the split is not by state, or the model is not a meta-learner.
+        ConfigError: the split is not by state, is read from ``split_file``, or the model is
+            not a meta-learner.
     """
     states = config["also_test_states"]
     if not states:
@@ -299,6 +323,11 @@ def check_also_test_states(config):
         )
     if not isinstance(states, list) or not all(isinstance(s, str) for s in states):
         raise ConfigError(f"also_test_states must be a list of state names, got {states!r}.")
+    if config["split_file"] is not None:
+        raise ConfigError(
+            "also_test_states builds each further state's split, and split_file fixes one split; "
+            "run each state with its own manifest (split_file) instead."
+        )
     if not getattr(get_model(config["model"]), "task_batches", False):
         raise ConfigError(
             f"also_test_states is for meta-learners, which train on meta-train tasks only, so "
@@ -335,8 +364,17 @@ def evaluate_on_state(config, trainer, state):
 def write_result(result, result_file):
     """Write ``result`` as one JSON object to ``result_file`` (atomically); its per-user rows
     (``user_results``), if any, to :func:`~recbole_coldmeta.quick_start.user_results.users_file`
-    beside it, named in the JSON as ``user_results_file``."""
+    beside it, named in the JSON as ``user_results_file``; its split manifest
+    (``split_manifest``), if any, to :func:`~recbole_coldmeta.data.manifest.manifest_file`
+    beside it (the JSON has its ``split_sha256``).
+
+    NOTE: the manifest's name is not put in the JSON: it follows from the result's name, and
+    the JSON of two runs of one split (a run and its resumed twin) stays the same.
+    """
     result = dict(result)
+    manifest = result.pop("split_manifest", None)
+    if manifest is not None:
+        manifest.write(manifest_file(result_file))
     users = result.pop("user_results", None)
     if users is not None:
         path = users_file(result_file)

@@ -26,6 +26,7 @@ COMMANDS = {
     "recbole_coldmeta.benchmarks.speed": ("benchmarks/speed/",),
     "recbole_coldmeta.benchmarks.epoch_cost": ("benchmarks/epoch_cost.py",),
     "recbole_coldmeta.benchmarks.parity": ("benchmarks/parity/",),
+    "recbole_coldmeta.quick_start.splits": ("quick_start/splits.py",),
 }
 #: Words a message may write as a flag that are no key: ``--key=value`` (any config override)
 #: and argparse's own ``--help``.

@@ -89,7 +89,8 @@ def test_cli_writes_result_file_and_prints_test_result_last(tiny_data_path, tmp_
     assert "Saving current" in completed.stdout and "GradScaler" not in completed.stdout
     # the run's checkpoints are gone once its result is in (keep_checkpoints: False)
     assert list((tmp_path / "saved").iterdir()) == []
-    assert [p.name for p in result_file.parent.iterdir()] == ["r.json"]  # no temporary left
+    names = sorted(p.name for p in result_file.parent.iterdir())
+    assert names == ["r.json", "r.split.csv.gz"]  # no temporary left
 
 
 def test_keep_checkpoints_keeps_only_the_best_model(tiny_config, tmp_path):

@@ -19,6 +19,7 @@ import torch
 from recbole.data.dataset import Dataset, SequentialDataset
 
 from recbole_coldmeta.data.item_features import load_item_modalities
+from recbole_coldmeta.data.manifest import split_file_roles, split_manifest
 from recbole_coldmeta.data.user_rows import UserRows
 from recbole_coldmeta.meta import rank_within
 from recbole_coldmeta.utils import ConfigError, DataError
@@ -59,11 +60,12 @@ class ColdStartSplitMixin:
     Config keys (``properties/overall.yaml`` documents each): ``user_split`` (random | time |
     field), ``user_split_ratio``, ``split_time``, ``split_field``, ``train_states``,
     ``test_state``, ``support_mode`` (first | random | all_but_query), ``support_size``,
-    ``query_size``, ``new_user_max_inters``. Randomness comes from a ``torch.Generator``
-    seeded with ``seed``.
+    ``query_size``, ``new_user_max_inters``; ``split_file`` (a manifest) gives every row's role
+    instead. Randomness comes from a ``torch.Generator`` seeded with ``seed``.
 
     After ``build()``, each returned dataset has ``cold_roles`` (a ``[rows]`` tensor of
-    :class:`Role`) and every dataset shares ``split_info`` (user and interaction counts).
+    :class:`Role`) and every dataset shares ``split_info`` (user and interaction counts); the
+    dataset has ``split_manifest`` (:class:`~recbole_coldmeta.data.manifest.SplitManifest`).
     """
 
     # Config keys that decide this split (hyper-parameter tuning keeps them fixed across trials).
@@ -80,6 +82,7 @@ class ColdStartSplitMixin:
         "support_size",
         "query_size",
         "new_user_max_inters",
+        "split_file",
     )
 
     def build(self):
@@ -90,8 +93,15 @@ class ColdStartSplitMixin:
                 "benchmark_filename and cold_start_split are exclusive: pre-split benchmark "
                 "files already fix the split. Set cold_start_split: False to use them."
             )
-        self._check_split_config()
-        roles = self._roles_before_format(self._assign_roles())
+        users = self.inter_feat[self.uid_field].to_numpy()
+        items, order = self.inter_feat[self.iid_field].to_numpy(), self._time_order(users)
+        if self.config["split_file"] is None:
+            self._check_split_config()
+            roles = self._assign_roles()
+        else:  # the roles of a saved or imported split
+            roles = split_file_roles(self, users, items, order, "cold_start")
+        self.split_manifest = split_manifest(self, users, items, roles, order, "cold_start")
+        roles = self._roles_before_format(roles)
         self._change_feat_format()
         roles = self._roles_after_format(roles)
         assert len(roles) == len(self.inter_feat)

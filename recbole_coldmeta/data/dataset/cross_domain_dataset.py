@@ -22,11 +22,13 @@ Split (``build()``), seeded by ``seed``:
 import copy
 import os
 
+import numpy as np
 import torch
 import yaml
 from recbole.data.dataset import Dataset
 
 from recbole_coldmeta.data.files import check_dataset_files
+from recbole_coldmeta.data.manifest import split_file_roles, split_manifest
 from recbole_coldmeta.data.text_encoder import encode_item_texts, missing_text_mask
 from recbole_coldmeta.utils import ConfigError, DataError, properties_dir
 from recbole_coldmeta.utils.config_keys import known_config_keys
@@ -79,7 +81,7 @@ class CrossDomainDataset(Dataset):
 
     Selected whenever ``source_domain`` is set. Config keys (``properties/overall.yaml``):
     ``source_domain``, ``target_domain``, ``cold_user_ratio`` (β), ``valid_user_ratio``,
-    ``pretrain_valid_ratio``.
+    ``pretrain_valid_ratio``; ``split_file`` (a manifest) gives each user's role instead.
 
     Attributes:
         source (Dataset): the source domain (all its interactions, test users' included: they are
@@ -88,6 +90,7 @@ class CrossDomainDataset(Dataset):
             source domain, 0 for users the source domain does not know.
         user_role (torch.LongTensor): after ``build()``, ``[n_target_users]``: :class:`Role`
             ``META_TRAIN``, ``VALID_QUERY`` or ``TEST_QUERY`` per user.
+        split_manifest (SplitManifest): after ``build()``, the target rows and their roles.
 
     NOTE: the filters (``user_inter_num_interval``, ``val_interval`` ...) apply to each domain on
     its own, before users are aligned; the cross-domain task configs shipped in
@@ -104,6 +107,7 @@ class CrossDomainDataset(Dataset):
         "cold_user_ratio",
         "valid_user_ratio",
         "pretrain_valid_ratio",
+        "split_file",
     )
 
     def __init__(self, config):
@@ -186,6 +190,37 @@ class CrossDomainDataset(Dataset):
         roles[overlap[n_test : n_test + n_valid]] = int(Role.VALID_QUERY)
         return roles
 
+    def _manifest_user_roles(self, users, items, order):
+        """``[n_target_users]`` roles read from ``split_file``: every target user's rows listed,
+        one role a user, valid and test users known to the source domain.
+
+        Raises:
+            ConfigError, DataError: as :func:`~recbole_coldmeta.data.manifest.split_file_roles`,
+                or a target user left out or cold without source rows.
+
+        NOTE: the manifest fixes the users' roles; the pre-training phases' early-stopping
+        hold-outs (``pretrain_valid_ratio``) are still drawn from ``seed``, as they are no part
+        of the evaluation protocol.
+        """
+        row_roles = split_file_roles(self, users, items, order, "cross_domain")
+        if (row_roles == Role.UNUSED).any():
+            token = self.field2id_token[self.uid_field][users[row_roles == Role.UNUSED][0]]
+            raise DataError(
+                f"split_file={self.config['split_file']} leaves out rows of target user "
+                f"{token!r}; the cross-domain split uses every target row: list them all."
+            )
+        roles = torch.full((self.user_num,), int(Role.META_TRAIN), dtype=torch.long)
+        roles[torch.from_numpy(users)] = torch.from_numpy(row_roles)
+        cold = (roles != int(Role.META_TRAIN)) & (self.source_user_of == 0)
+        if cold.any():
+            token = self.field2id_token[self.uid_field][int(torch.nonzero(cold)[0])]
+            raise DataError(
+                f"split_file={self.config['split_file']}: valid/test user {token!r} has no rows "
+                f"in source domain {self.source.dataset_name}, so nothing can be transferred to "
+                f"them; make them meta_train."
+            )
+        return roles
+
     def _holdout(self, n_rows, stream):
         """Boolean mask ``[n_rows]``: a random ``pretrain_valid_ratio`` share of the rows."""
         n_held = int(round(n_rows * self.config["pretrain_valid_ratio"]))
@@ -197,8 +232,16 @@ class CrossDomainDataset(Dataset):
     def build(self):
         self._change_feat_format()
         self.source._change_feat_format()
-        self.user_role = self._user_roles()
+        users = self.inter_feat[self.uid_field].numpy()
+        items, order = self.inter_feat[self.iid_field].numpy(), np.argsort(users, kind="stable")
+        if self.config["split_file"] is None:
+            self.user_role = self._user_roles()
+        else:
+            self.user_role = self._manifest_user_roles(users, items, order)
         row_role = self.user_role[self.inter_feat[self.uid_field]]
+        self.split_manifest = split_manifest(
+            self, users, items, row_role.numpy(), order, "cross_domain"
+        )
         parts = []
         for role in (Role.META_TRAIN, Role.VALID_QUERY, Role.TEST_QUERY):
             rows = torch.nonzero(row_role == int(role)).squeeze(1)

@@ -38,6 +38,7 @@ HAND_KEPT_FROZEN_KEYS = {
     "support_size",
     "query_size",
     "new_user_max_inters",
+    "split_file",  # a saved split (both splits read it)
     "raw_data_path",
     # cross-domain split
     "source_domain",
