@@ -254,8 +254,8 @@ def run_benchmark(path, output_dir="results", runner=None):
                 )
                 config = {"user_results": True, **spec["config"], **setting["config"]}
                 config = {**config, **entry["config"], "seed": seed}
-                if spec.get("shots"):
-                    config["shots"] = spec["shots"]
+                if spec.get("shots") and "shots" not in entry["config"]:
+                    config["shots"] = spec["shots"]  # a model's own shots (e.g. ~) win
                 if len(settings) > 1:
                     config["also_test_states"] = [s["config"]["test_state"] for s in settings[1:]]
                 result = runner(

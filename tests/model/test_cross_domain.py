@@ -96,6 +96,7 @@ def test_target_mf_paper_variant_scores_cold_users_with_random_embeddings(cdr_co
 def test_phases_train_in_order_with_their_own_settings(cdr_config):
     config = {
         **cdr_config,
+        "pretrain_refit": False,  # one trainer per phase (a refit builds a second one)
         "train_phases": [
             {"phase": "source_pretrain", "epochs": 2},
             {"phase": "target_pretrain", "learning_rate": 0.05},

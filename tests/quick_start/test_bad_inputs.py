@@ -199,9 +199,9 @@ CASES = [
             lambda p: _cdr(p, "PTUPCDR", f"--resume={p['phased']}",
                            "--train_phases=[{'phase':'source_pretrain'},{'phase':'bridge'}]"),
             "phase target_pretrain, which this run's train_phases"),
-    _resume("resume of a refit-free run with pretrain_refit",
-            lambda p: _cdr(p, "PTUPCDR", f"--resume={p['phased']}", "--pretrain_refit=True"),
-            "pass --pretrain_refit=False"),
+    _resume("resume of a refit run without pretrain_refit",
+            lambda p: _cdr(p, "PTUPCDR", f"--resume={p['phased']}", "--pretrain_refit=False"),
+            "pass --pretrain_refit=True"),
     _resume("resume of a phase with no epoch left",
             lambda p: _cdr(p, "PTUPCDR", f"--resume={p['phased']}", "--epochs=2"),
             "nothing is left to train; raise --epochs"),
@@ -408,7 +408,7 @@ def paths(tmp_path, tiny_data_path, cdr_data_path, melu_resume_file):
     # real one (test_resume.py resumes real ones); only the checks before the data loads read it.
     checkpoint = torch.load(last, weights_only=True)
     progress = {"plan": ["source_pretrain", "target_pretrain", "bridge"], "position": 1,
-                "run_model_file": str(tmp_path / "PTUPCDR.pth"), "pretrain_refit": False,
+                "run_model_file": str(tmp_path / "PTUPCDR.pth"), "pretrain_refit": True,
                 "initial": None, "kept": [], "refit_epochs": None}  # fmt: skip
     phased = tmp_path / "PTUPCDR-last.pth"
     torch.save(

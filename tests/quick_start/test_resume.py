@@ -103,12 +103,12 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(
 #: phase, both families. (A refit trains from the phase's initial parameters again, so only the
 #: refit-free runs show that an interrupted fit continues with its trained parameters.)
 PHASED_CASES = [
-    ("PTUPCDR", {}, {"phase": "source_pretrain", "epoch": 1}),
-    ("PTUPCDR", {}, {"phase": "target_pretrain", "epoch": 2}),
+    ("PTUPCDR", {"pretrain_refit": False}, {"phase": "source_pretrain", "epoch": 1}),
+    ("PTUPCDR", {"pretrain_refit": False}, {"phase": "target_pretrain", "epoch": 2}),
     ("PTUPCDR", {"pretrain_refit": True}, {"phase": "target_pretrain", "epoch": 1}),
     ("PTUPCDR", {"pretrain_refit": True}, {"phase": "source_pretrain", "epoch": 1,
                                            "occurrence": 2}),
-    ("EMCDR", {}, {"phase": "bridge", "epoch": 2}),
+    ("EMCDR", {"pretrain_refit": False}, {"phase": "bridge", "epoch": 2}),
     ("MML", {}, {"phase": "learners", "epoch": 1}),
     ("MML", {}, {"phase": "fusion", "epoch": 2}),
 ]  # fmt: skip
@@ -143,8 +143,8 @@ def test_a_phased_checkpoint_resumes_only_its_own_phases(cdr_config, monkeypatch
         run_coldmeta("PTUPCDR", config_dict={**config, "train_phases": other}, resume=resume_file)
     with pytest.raises(ConfigError, match="nothing is left to train"):
         run_coldmeta("PTUPCDR", config_dict={**config, "epochs": 1}, resume=resume_file)
-    with pytest.raises(ConfigError, match="pass --pretrain_refit=False"):
-        run_coldmeta("PTUPCDR", config_dict={**config, "pretrain_refit": True}, resume=resume_file)
+    with pytest.raises(ConfigError, match="pass --pretrain_refit=True"):
+        run_coldmeta("PTUPCDR", config_dict={**config, "pretrain_refit": False}, resume=resume_file)
 
 
 def test_a_checkpoint_of_format_1_still_resumes(tiny_config, tmp_path, monkeypatch):
