@@ -8,6 +8,7 @@ one JSON object naming model, dataset, seed and test metrics; on a bad input one
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 
@@ -186,5 +187,8 @@ def _benchmark(args, overrides):
     folder = run_benchmark(args.benchmark, args.output_dir)
     with open(f"{folder}/table.md", encoding="utf-8") as f:
         print(f.read())
-    print(f"benchmark outputs: {folder}/runs.csv, {folder}/table.md, {folder}/plot.png")
+    names = ("runs.csv", "table.md", "plot.png", "kshot.md", "kshot.png", "breakdown.md",
+             "breakdown.png", "users", "splits")  # fmt: skip
+    outputs = [f"{folder}/{name}" for name in names if os.path.exists(f"{folder}/{name}")]
+    print(f"benchmark outputs: {', '.join(outputs)}")
     return 0

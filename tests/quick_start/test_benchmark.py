@@ -104,6 +104,22 @@ def test_cli_reports_a_missing_benchmark_file(capsys):
     assert "Benchmark file 'nowhere.yaml' does not exist" in capsys.readouterr().err
 
 
+def test_cli_names_every_output_the_benchmark_wrote(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "out"
+    (folder / "users").mkdir(parents=True)
+    for name in ("runs.csv", "table.md", "plot.png", "kshot.md"):
+        (folder / name).write_text("| table |\n")
+    monkeypatch.setattr(
+        "recbole_coldmeta.quick_start.benchmark.run_benchmark", lambda *args: str(folder)
+    )
+    assert main([f"--benchmark={properties_dir() / 'benchmark' / 'ml-100k.yaml'}"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    named = last.removeprefix("benchmark outputs: ").split(", ")
+    assert named == [
+        f"{folder}/{n}" for n in ("runs.csv", "table.md", "plot.png", "kshot.md", "users")
+    ]
+
+
 def test_summarize_groups_models_by_metric_set():
     runs = [
         {"label": "A", "seed": "1", "test/mae": "0.9", "test/recall@10": ""},
