@@ -1,5 +1,5 @@
-"""The processes of a parity run: our runs' command line, running jobs side by side, their
-results, and the JSON result file of an authors' run."""
+"""The processes of a parity run: the authors' checkout, our runs' command line, running jobs
+side by side, their results, the JSON result file of an authors' run, and the final table."""
 
 import concurrent.futures
 import json
@@ -7,8 +7,39 @@ import os
 import subprocess
 import sys
 
+from recbole_coldmeta.benchmarks.parity.report import write_atomic
+
 #: Our runs go through the command line's entry point (``run_recbole_coldmeta.py``).
 OUR_ENTRY = "import sys; from recbole_coldmeta.quick_start.cli import main; sys.exit(main())"
+
+
+def check_checkout(path, repository, needed, holding):
+    """The checkout folder ``path`` of ``repository``, made absolute; ``ValueError`` when it is
+    not a folder or lacks one of the files ``needed`` (``holding``: how the message describes
+    the right folder)."""
+    if not path or not os.path.isdir(path):
+        raise ValueError(
+            f"--authors_code={path!r} is not a folder: give a local checkout of {repository} "
+            f"(e.g. git clone or git archive into a scratch folder)."
+        )
+    missing = [name for name in needed if not os.path.isfile(os.path.join(path, name))]
+    if missing:
+        raise ValueError(
+            f"--authors_code={path!r} has no {', '.join(missing)}: it is not a checkout of "
+            f"{repository} (the folder holding {holding})."
+        )
+    return os.path.abspath(path)
+
+
+def finish(output, text, failed):
+    """Write the parity report ``text`` to ``output`` (atomically) and stdout, name the
+    ``failed`` jobs on stderr; the exit code (1 when a job failed)."""
+    write_atomic(output, text)
+    sys.stdout.write(text)
+    if failed:
+        sys.stderr.write("failed: " + "; ".join(failed) + "\n")
+        return 1
+    return 0
 
 
 def our_command(overrides):

@@ -34,9 +34,14 @@ import time
 from logging import getLogger
 
 from recbole_coldmeta.benchmarks.parity import melu_official
-from recbole_coldmeta.benchmarks.parity.jobs import our_command, read_results, run_pending
+from recbole_coldmeta.benchmarks.parity.jobs import (
+    finish,
+    our_command,
+    read_results,
+    run_pending,
+)
 from recbole_coldmeta.benchmarks.parity.melu_export import SPLIT_FILE
-from recbole_coldmeta.benchmarks.parity.report import parity_table, write_atomic
+from recbole_coldmeta.benchmarks.parity.report import parity_table
 from recbole_coldmeta.utils import ColdMetaError, DataError
 
 MODULE = "recbole_coldmeta.benchmarks.parity.melu"
@@ -187,12 +192,7 @@ def main(argv=None):
         f"\nWall time of this invocation: {seconds / 60:.1f} min ({options.jobs} job(s), finished "
         f"runs skipped). Their training: {', '.join(map(str, speeds)) or '—'} tasks/s.\n"
     )
-    write_atomic(options.output, header + table + footer)
-    sys.stdout.write(header + table + footer)
-    if failed:
-        sys.stderr.write("failed: " + "; ".join(failed) + "\n")
-        return 1
-    return 0
+    return finish(options.output, header + table + footer, failed)
 
 
 if __name__ == "__main__":

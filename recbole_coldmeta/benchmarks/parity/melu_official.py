@@ -48,7 +48,7 @@ import time
 
 import numpy as np
 
-from recbole_coldmeta.benchmarks.parity.jobs import write_json
+from recbole_coldmeta.benchmarks.parity.jobs import check_checkout, write_json
 from recbole_coldmeta.benchmarks.parity.melu_export import read_tasks
 
 #: Files of their checkout this harness imports or reads.
@@ -63,19 +63,8 @@ QUERY_SIZE = 10  # their data_generation: the last 10 of a shuffled task are its
 
 def check_authors_code(path):
     """The checkout folder ``path``, made absolute; ``ValueError`` when it is not one."""
-    if not path or not os.path.isdir(path):
-        raise ValueError(
-            f"--authors_code={path!r} is not a folder: give a local checkout of hoyeoplee/MeLU "
-            f"(e.g. git clone or git archive into a scratch folder)."
-        )
     needed = list(REQUIRED_FILES) + [f"movielens/ml-1m/m_{name}.txt" for name in VOCABULARY]
-    missing = [name for name in needed if not os.path.isfile(os.path.join(path, name))]
-    if missing:
-        raise ValueError(
-            f"--authors_code={path!r} has no {', '.join(missing)}: it is not a checkout of "
-            f"hoyeoplee/MeLU (the folder holding MeLU.py, options.py, movielens/ml-1m/)."
-        )
-    return os.path.abspath(path)
+    return check_checkout(path, "hoyeoplee/MeLU", needed, "MeLU.py, options.py, movielens/ml-1m/")
 
 
 def raw_file(raw_dir, name):

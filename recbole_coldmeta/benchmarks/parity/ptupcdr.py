@@ -39,8 +39,13 @@ from logging import getLogger
 
 from recbole_coldmeta.benchmarks.parity import ptupcdr_official
 from recbole_coldmeta.benchmarks.parity.cdr_export import SPLIT_FILE
-from recbole_coldmeta.benchmarks.parity.jobs import our_command, read_results, run_pending
-from recbole_coldmeta.benchmarks.parity.report import parity_table, write_atomic
+from recbole_coldmeta.benchmarks.parity.jobs import (
+    finish,
+    our_command,
+    read_results,
+    run_pending,
+)
+from recbole_coldmeta.benchmarks.parity.report import parity_table
 from recbole_coldmeta.utils import ColdMetaError, DataError
 
 MODULE = "recbole_coldmeta.benchmarks.parity.ptupcdr"
@@ -215,12 +220,7 @@ def main(argv=None):
         f"runs skipped); the runs' own time, summed: their code {theirs / 60:.1f} min, ours "
         f"{ours / 60:.1f} min (training).\n"
     )
-    write_atomic(options.output, header + table + footer)
-    sys.stdout.write(header + table + footer)
-    if failed:
-        sys.stderr.write("failed: " + "; ".join(failed) + "\n")
-        return 1
-    return 0
+    return finish(options.output, header + table + footer, failed)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ import types
 
 import numpy as np
 
-from recbole_coldmeta.benchmarks.parity.jobs import write_json
+from recbole_coldmeta.benchmarks.parity.jobs import check_checkout, write_json
 
 #: Files of their checkout this harness imports or reads.
 REQUIRED_FILES = ("run.py", "models.py", "config.json")
@@ -67,18 +67,9 @@ def check_authors_code(path):
 
     A valid checkout holds :data:`REQUIRED_FILES` (easezyc/WSDM2022-PTUPCDR at its top level).
     """
-    if not path or not os.path.isdir(path):
-        raise ValueError(
-            f"--authors_code={path!r} is not a folder: give a local checkout of "
-            f"easezyc/WSDM2022-PTUPCDR (e.g. git clone or git archive into a scratch folder)."
-        )
-    missing = [name for name in REQUIRED_FILES if not os.path.isfile(os.path.join(path, name))]
-    if missing:
-        raise ValueError(
-            f"--authors_code={path!r} has no {', '.join(missing)}: it is not a checkout of "
-            f"easezyc/WSDM2022-PTUPCDR (the folder holding run.py, models.py, config.json)."
-        )
-    return os.path.abspath(path)
+    return check_checkout(
+        path, "easezyc/WSDM2022-PTUPCDR", REQUIRED_FILES, "run.py, models.py, config.json"
+    )
 
 
 def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncating="pre", value=0):
