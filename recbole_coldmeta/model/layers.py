@@ -54,16 +54,26 @@ class TrainedIdEmbedding(nn.Embedding):
     NOTE: in a data-parallel run each process marks its own batches' ids and rank 0's state is
     the one saved and reloaded, so an id trained on another process only counts as unseen there:
     still a defined representation, never a random one.
+    NOTE: with ``padding_idx`` (a feature field's token 0, "no value") that id is the zero
+    vector, whatever its row holds (a model's weight init may have drawn it, and nn.Embedding
+    never trains it): never replaced, never dropped and not in the mean.
 
     Shapes: ``forward(ids [*B]) -> [*B, D]``.
     """
 
-    def __init__(self, num_embeddings, embedding_size, unseen, dropout, generator):
-        super().__init__(num_embeddings, embedding_size)
+    def __init__(
+        self, num_embeddings, embedding_size, unseen, dropout, generator, padding_idx=None
+    ):
+        super().__init__(num_embeddings, embedding_size, padding_idx=padding_idx)
         self.unseen, self.dropout, self.generator = unseen, dropout, generator
         self.register_buffer("seen", torch.zeros(num_embeddings, dtype=torch.bool))
         learned = unseen == "learned"
         self.unseen_vector = nn.Parameter(torch.zeros(embedding_size)) if learned else None
+
+    def _kept(self, ids):
+        """``[*B]`` bool: the ids that keep their own row (seen, or the padding token)."""
+        kept = self.seen[ids]
+        return kept if self.padding_idx is None else kept | (ids == self.padding_idx)
 
     def _mark_seen(self, ids, vectors):
         """Mark ``ids`` whose looked-up ``vectors`` receive a non-zero gradient (a hook on this
@@ -78,19 +88,27 @@ class TrainedIdEmbedding(nn.Embedding):
         """``[D]``: the vector every unseen id gets in evaluation mode."""
         if self.unseen_vector is not None:
             return self.unseen_vector
-        if not self.seen.any():
+        seen = self.seen
+        if self.padding_idx is not None:
+            seen = seen.clone()
+            seen[self.padding_idx] = False
+        if not seen.any():
             return self.weight.new_zeros(self.embedding_dim)
-        return self.weight[self.seen].mean(dim=0)
+        return self.weight[seen].mean(dim=0)
 
     def forward(self, ids):
         vectors = super().forward(ids)
+        if self.padding_idx is not None:
+            vectors = vectors.masked_fill((ids == self.padding_idx).unsqueeze(-1), 0.0)
         if not self.training:
-            return torch.where(self.seen[ids].unsqueeze(-1), vectors, self.unseen_embedding())
+            return torch.where(self._kept(ids).unsqueeze(-1), vectors, self.unseen_embedding())
         if vectors.requires_grad:
             self._mark_seen(ids, vectors)
         if self.unseen_vector is None:
             return vectors
         dropped = torch.rand(ids.shape, generator=self.generator) < self.dropout
+        if self.padding_idx is not None:
+            dropped = dropped & (ids != self.padding_idx).cpu()
         return torch.where(dropped.to(ids.device).unsqueeze(-1), self.unseen_vector, vectors)
 
 
@@ -102,15 +120,21 @@ class FeatureEmbedder(nn.Module):
     is embedded too. Feature values are read once from the dataset into buffers, so ``forward``
     takes ids only.
 
+    NOTE: every table, the feature tokens' too, is a :class:`TrainedIdEmbedding`: a token no
+    training gradient reached (a cold user's zip code that no meta-training user shares, a new
+    movie's director or release year) is embedded as ``unseen_ids`` says, never from its random
+    initial row; token 0 ("no value") stays the zero vector.
+
     Args:
         dataset: the RecBole dataset.
         side: ``"user"`` or ``"item"``.
         embedding_size: ``D``, the size of every field's embedding.
         fields: field names to use; ``None`` uses every token, token-sequence and float field of
             that side except the id.
-        include_id: also embed the id, in a :class:`TrainedIdEmbedding`.
-        unseen_ids: :func:`unseen_id_settings`, required with ``include_id``: what an id
-            without training gradient is embedded as (the feature fields stay as they are).
+        include_id: also embed the id.
+        unseen_ids: :func:`unseen_id_settings`: what an id or feature token without training
+            gradient is embedded as; ``None`` is ``mean`` (allowed only without ``include_id``,
+            so a model's ``unseen_ids`` key always governs its id table).
 
     Shapes: ``forward(ids [*B]) -> [*B, F * D]`` with ``F`` the number of embedded fields.
     """
@@ -133,6 +157,9 @@ class FeatureEmbedder(nn.Module):
                 f"provide (loaded: {available or 'none'}). Add them to load_col['{side}'] or "
                 f"remove them from {side}_fields."
             )
+        if unseen_ids is None:
+            assert not include_id, "include_id needs unseen_ids=unseen_id_settings(config)"
+            unseen_ids = {"unseen": "mean", "dropout": 0.0, "generator": None}
         self.fields = list(fields)
         self.types = {f: dataset.field2type[f] for f in self.fields}
         self.tables = nn.ModuleDict()
@@ -141,10 +168,11 @@ class FeatureEmbedder(nn.Module):
             if self.types[field] == FeatureType.FLOAT:
                 self.tables[field] = nn.Linear(1, embedding_size)
             else:
-                self.tables[field] = nn.Embedding(dataset.num(field), embedding_size, padding_idx=0)
+                self.tables[field] = TrainedIdEmbedding(
+                    dataset.num(field), embedding_size, **unseen_ids, padding_idx=0
+                )
         self.id_table = None
         if include_id:
-            assert unseen_ids is not None, "include_id needs unseen_ids=unseen_id_settings(config)"
             self.id_table = TrainedIdEmbedding(dataset.num(id_field), embedding_size, **unseen_ids)
         self.output_size = embedding_size * (len(self.fields) + int(include_id))
 

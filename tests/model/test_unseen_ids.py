@@ -100,6 +100,54 @@ def test_meta_learners_never_score_an_untrained_item_row(tiny_config, model_name
     assert not torch.allclose(after[:, seen], before[:, seen])
 
 
+def test_the_padding_token_is_zero_kept_and_outside_the_mean():
+    keys = {"unseen_ids": "learned", "unseen_id_dropout": 0.99, "seed": 0}
+    table = TrainedIdEmbedding(6, 4, **unseen_id_settings(keys), padding_idx=0)
+    with torch.no_grad():
+        table.weight[0] = 5.0  # what a model's normal_ init does to the padding row
+    table.train()
+    assert torch.equal(table(torch.zeros(50, dtype=torch.long)), torch.zeros(50, 4))  # no dropout
+    _train_step(table, table(torch.tensor([0, 1, 2])).sum())
+    assert torch.equal(table(torch.tensor([0])), torch.zeros(1, 4))
+    keys = {**keys, "unseen_ids": "mean"}
+    table = TrainedIdEmbedding(6, 4, **unseen_id_settings(keys), padding_idx=0)
+    _train_step(table, table(torch.tensor([0, 1, 2])).sum())
+    assert table.seen[1:3].all() and not table.seen[3:].any()
+    torch.testing.assert_close(table.unseen_embedding(), table.weight[1:3].mean(dim=0))
+    torch.testing.assert_close(table(torch.tensor([4]))[0], table.weight[1:3].mean(dim=0))
+
+
+@pytest.mark.parametrize(
+    ("model_name", "overrides"),
+    [
+        ("MeLU", {"use_item_id": False}),
+        ("CCML", {"n_similar": 2, "n_beneficial": 1, "n_negative": 2, "pool_size": 8}),
+        ("TaNP", {}),
+    ],
+)
+def test_meta_learners_never_score_an_untrained_feature_token(tiny_config, model_name, overrides):
+    """``tiny``'s zip codes are one per user, so a cold user's zip code (and a title token of an
+    item no trained row has) was never trained: its random row must not reach the score."""
+    model, train_data, test_data = _melu(tiny_config, model_name, "mean", **overrides)
+    _train_step(model, model.calculate_loss(next(iter(train_data))))
+    tables = [
+        table
+        for embedder in (model.user_embedder, model.item_embedder)
+        for table in embedder.tables.values()
+        if isinstance(table, TrainedIdEmbedding)
+    ]
+    zip_codes = model.user_embedder.tables["zip_code"]
+    assert (~zip_codes.seen[1:]).sum() > 1 and zip_codes.seen.any()
+    batch = next(iter(test_data))[0][:4]
+    before = model.full_sort_predict(batch).view(-1, model.n_items)
+    for table in tables:
+        _reinitialise(table, (~table.seen).nonzero().squeeze(1))
+    torch.testing.assert_close(model.full_sort_predict(batch).view(-1, model.n_items), before)
+    for table in tables:
+        _reinitialise(table, table.seen.nonzero().squeeze(1))
+    assert not torch.allclose(model.full_sort_predict(batch).view(-1, model.n_items), before)
+
+
 def test_the_seen_mask_travels_with_the_checkpoint(tiny_config):
     model, train_data, _ = _melu(tiny_config, "MeLU", "mean")
     _train_step(model, model.calculate_loss(next(iter(train_data))))

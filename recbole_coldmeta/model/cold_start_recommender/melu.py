@@ -82,8 +82,9 @@ class MeLU(TaskFeedbackMixin, ColdStartRecommender):
         self.implicit = self._check_feedback(config)
 
         # define layers and loss
+        unseen = unseen_id_settings(config)  # one stream for every table of the model
         self.user_embedder = FeatureEmbedder(
-            dataset, "user", self.embedding_size, config["user_fields"]
+            dataset, "user", self.embedding_size, config["user_fields"], unseen_ids=unseen
         )
         self.item_embedder = FeatureEmbedder(
             dataset,
@@ -91,7 +92,7 @@ class MeLU(TaskFeedbackMixin, ColdStartRecommender):
             self.embedding_size,
             config["item_fields"],
             config["use_item_id"],
-            unseen_id_settings(config),
+            unseen,
         )
         input_size = self.decision_input_size(config)
         self.decision = mlp(input_size, self.mlp_hidden_size, 1, config["dropout_prob"])

@@ -188,8 +188,9 @@ class TaNP(TaskFeedbackMixin, ColdStartRecommender):
         dropout = config["dropout_prob"]
 
         # define layers and loss
+        unseen = unseen_id_settings(config)  # one stream for every table of the model
         self.user_embedder = FeatureEmbedder(
-            dataset, "user", config["embedding_size"], config["user_fields"]
+            dataset, "user", config["embedding_size"], config["user_fields"], unseen_ids=unseen
         )
         self.item_embedder = FeatureEmbedder(
             dataset,
@@ -197,7 +198,7 @@ class TaNP(TaskFeedbackMixin, ColdStartRecommender):
             config["embedding_size"],
             config["item_fields"],
             config["use_item_id"],
-            unseen_ids=unseen_id_settings(config),
+            unseen_ids=unseen,
         )
         if self.item_embedder.output_size == 0:
             raise ConfigError(
