@@ -107,7 +107,9 @@ def adapt(
     return params
 
 
-def task_gradients(losses: Tensor, params: Params, create_graph: bool = False) -> Params:
+def task_gradients(
+    losses: Tensor, params: Params, create_graph: bool = False, retain_graph: bool = False
+) -> Params:
     """Each task's gradient of its own loss: ``{name: [T, ...]}``, one autograd call.
 
     Args:
@@ -115,11 +117,17 @@ def task_gradients(losses: Tensor, params: Params, create_graph: bool = False) -
             gradient of ``losses.sum()`` w.r.t. slice ``t`` is task ``t``'s own gradient).
         params: ``{name: tensor [T, ...]}`` that ``losses`` were computed from.
         create_graph: keep the graph of the gradients (second-order MAML).
+        retain_graph: keep the graph of ``losses`` for a later backward (MAMO reads its query
+            gradients before the trainer back-propagates the same loss); implied by
+            ``create_graph``.
     """
     assert losses.dim() == 1, f"expected one loss per task, got a tensor of shape {losses.shape}"
     names = tuple(params)
     with torch.enable_grad():
         grads = torch.autograd.grad(
-            losses.sum(), [params[name] for name in names], create_graph=create_graph
+            losses.sum(),
+            [params[name] for name in names],
+            create_graph=create_graph,
+            retain_graph=retain_graph or create_graph,
         )
     return dict(zip(names, grads))

@@ -1,16 +1,18 @@
 """Explicit or implicit feedback of the task-batch models (``meta_feedback``): the check of the
-setting and the rows a task learns from."""
+setting and the rows a task learns from; the rating prior their networks add to (``prior``)."""
 
 import torch
 
+from recbole_coldmeta.model.layers import BiasPrior
 from recbole_coldmeta.utils import ConfigError
 
 FEEDBACKS = ("explicit", "implicit")
+PRIORS = ("global_mean", "biases")
 RATING_METRICS = ("mae", "rmse", "queryndcg")
 
 
 class TaskFeedbackMixin:
-    """``meta_feedback`` of a task-batch model and the rows it learns from (MeLU, TaNP).
+    """``meta_feedback`` of a task-batch model and the rows it learns from (MeLU, TaNP, MAMO).
 
     ``explicit``: a task's rows are its rated rows. ``implicit``: every observed row is a
     positive labelled 1, followed by its ``task_neg_sample_num`` sampled negatives labelled 0,
@@ -53,3 +55,42 @@ class TaskFeedbackMixin:
 
     def _batch_rows(self, interaction, prefix):
         return self.task_rows(*(interaction[f"{prefix}_{field}"] for field in self._row_fields()))
+
+
+class TaskPriorMixin:
+    """``prior`` of a task-batch rating model (MeLU, MAMO): what its network's output is added
+    to, the training mean (``global_mean``) or the shrunk bias model ``μ + b_i + b_u``
+    (``biases``, :class:`~recbole_coldmeta.model.layers.BiasPrior`, ``b_u`` from each task's
+    support rows). Needs ``self.implicit`` set before :meth:`_build_prior`.
+    """
+
+    def _build_prior(self, config, dataset):
+        prior = config["prior"]
+        if prior not in PRIORS:
+            raise ConfigError(f"prior={prior!r} is not one of {', '.join(PRIORS)}.")
+        if prior == "global_mean":
+            return None
+        if self.implicit:
+            raise ConfigError("prior=biases is a rating prior; with meta_feedback=implicit use "
+                              "prior: global_mean.")  # fmt: skip
+        if not isinstance(config["prior_shrinkage"], int | float) or config["prior_shrinkage"] < 0:
+            raise ConfigError(f"prior_shrinkage={config['prior_shrinkage']!r} must be >= 0.")
+        inter = dataset.inter_feat
+        return BiasPrior(
+            inter[self.ITEM_ID], inter[self.LABEL], self.n_items, config["prior_shrinkage"]
+        )
+
+    def prior_bases(self, support, items, held_out=None):
+        """The prior of each support row ``[T, S]`` and of each row of ``items [T, Q]``, or
+        ``(None, None)`` with ``prior: global_mean`` (the model then adds the training mean).
+
+        Args:
+            support: ``(items, labels, mask)`` ``[T, S]``, the tasks' support rows.
+            items: ``[T, Q]`` further rows of the same tasks.
+            held_out: ``(labels, mask)`` of ``items`` whose ratings are in the train split
+                (meta-train query rows in training), left out of their item biases.
+        """
+        if self.bias_prior is None:
+            return None, None
+        user_bias = self.bias_prior.user_bias(*support)
+        return self.bias_prior(support[0], user_bias), self.bias_prior(items, user_bias, held_out)

@@ -35,6 +35,8 @@ STREAMS = {
     "tanp_latent": 8,
     # id dropout that trains the shared "unseen" vector of id tables (unseen_ids: learned)
     "unseen_ids": 9,
+    # MAMO: the initial values of its memories
+    "mamo_memory": 10,
 }
 
 

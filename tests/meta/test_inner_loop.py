@@ -4,10 +4,11 @@ import copy
 import gc
 import sys
 
+import pytest
 import torch
 from torch import nn
 
-from recbole_coldmeta.meta import adapt, batched_call, pad_groups, task_params
+from recbole_coldmeta.meta import adapt, batched_call, pad_groups, task_gradients, task_params
 
 T, S, D = 4, 6, 3
 
@@ -35,6 +36,19 @@ def test_support_loss_falls_after_adapt():
     start = task_params(net, names, T)
     adapted = adapt(start, loss_fn, steps=5, lr=0.1)
     assert torch.all(loss_fn(adapted) < loss_fn(start))
+
+
+def test_task_gradients_can_keep_the_graph_for_a_later_backward():
+    net, x, y = _tiny_regression()
+    params = task_params(net, [name for name, _ in net.named_parameters()], T)
+    losses = _support_loss(net, x, y)(params)
+    grads = task_gradients(losses, params, retain_graph=True)
+    losses.sum().backward()  # the same graph, once more
+    torch.testing.assert_close(net[0].weight.grad, grads["0.weight"].sum(dim=0))
+    losses = _support_loss(net, x, y)(params)
+    task_gradients(losses, params)
+    with pytest.raises(RuntimeError, match="second time"):  # without it the graph is freed
+        losses.sum().backward()
 
 
 def test_tasks_adapt_independently():

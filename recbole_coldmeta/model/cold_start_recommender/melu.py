@@ -16,15 +16,14 @@ from recbole_coldmeta.model.abstract_recommender import (
     batch_support,
     support_of,
 )
-from recbole_coldmeta.model.layers import BiasPrior, FeatureEmbedder, mlp, unseen_id_settings
-from recbole_coldmeta.model.task_feedback import TaskFeedbackMixin
+from recbole_coldmeta.model.layers import FeatureEmbedder, mlp, unseen_id_settings
+from recbole_coldmeta.model.task_feedback import TaskFeedbackMixin, TaskPriorMixin
 from recbole_coldmeta.utils import ConfigError
 
 LOCAL_UPDATES = ("decision", "output")
-PRIORS = ("global_mean", "biases")
 
 
-class MeLU(TaskFeedbackMixin, ColdStartRecommender):
+class MeLU(TaskPriorMixin, TaskFeedbackMixin, ColdStartRecommender):
     r"""MeLU: user and item feature embeddings, an MLP rating estimator, MAML over users.
 
     Each user is a task. The embeddings are global; the decision layers (the MLP, with its output
@@ -103,37 +102,6 @@ class MeLU(TaskFeedbackMixin, ColdStartRecommender):
 
         # parameters initialization
         self.apply(self._init_weights)
-
-    def _build_prior(self, config, dataset):
-        prior = config["prior"]
-        if prior not in PRIORS:
-            raise ConfigError(f"prior={prior!r} is not one of {', '.join(PRIORS)}.")
-        if prior == "global_mean":
-            return None
-        if self.implicit:
-            raise ConfigError("prior=biases is a rating prior; with meta_feedback=implicit use "
-                              "prior: global_mean.")  # fmt: skip
-        if not isinstance(config["prior_shrinkage"], int | float) or config["prior_shrinkage"] < 0:
-            raise ConfigError(f"prior_shrinkage={config['prior_shrinkage']!r} must be >= 0.")
-        inter = dataset.inter_feat
-        return BiasPrior(
-            inter[self.ITEM_ID], inter[self.LABEL], self.n_items, config["prior_shrinkage"]
-        )
-
-    def prior_bases(self, support, items, held_out=None):
-        """The prior of each support row ``[T, S]`` and of each row of ``items [T, Q]``, or
-        ``(None, None)`` with ``prior: global_mean`` (:meth:`decide` then adds the training mean).
-
-        Args:
-            support: ``(items, labels, mask)`` ``[T, S]``, the tasks' support rows.
-            items: ``[T, Q]`` further rows of the same tasks.
-            held_out: ``(labels, mask)`` of ``items`` whose ratings are in the train split
-                (meta-train query rows in training), left out of their item biases.
-        """
-        if self.bias_prior is None:
-            return None, None
-        user_bias = self.bias_prior.user_bias(*support)
-        return self.bias_prior(support[0], user_bias), self.bias_prior(items, user_bias, held_out)
 
     @staticmethod
     def _init_weights(module):

@@ -139,12 +139,13 @@ def test_missing_params_file_and_model_without_one(tiny_config, no_dataset):
 
 
 @pytest.mark.parametrize(
-    "model", ["MeLU", "CCML", "MML", "TaNP", "TargetMF", "EMCDR", "SSCDR", "PTUPCDR", "MetaMMCDR"]
+    "model",
+    ["MeLU", "CCML", "MML", "TaNP", "MAMO", "TargetMF", "EMCDR", "SSCDR", "PTUPCDR", "MetaMMCDR"],
 )
 def test_shipped_params_files_are_small_valid_grids(model, tiny_config, cdr_config):
     path = default_params_file(model)
     dimensions = read_params_file(path)
-    if model in ("MeLU", "CCML", "MML", "TaNP"):
+    if model in ("MeLU", "CCML", "MML", "TaNP", "MAMO"):
         config = Config(model, "tiny", config_dict=tiny_config)
     else:
         config = Config(model, config_dict=cdr_config)
