@@ -123,6 +123,7 @@ def test_the_padding_token_is_zero_kept_and_outside_the_mean():
         ("MeLU", {"use_item_id": False}),
         ("CCML", {"n_similar": 2, "n_beneficial": 1, "n_negative": 2, "pool_size": 8}),
         ("TaNP", {}),
+        ("MAMO", {}),
     ],
 )
 def test_meta_learners_never_score_an_untrained_feature_token(tiny_config, model_name, overrides):

@@ -183,14 +183,17 @@ class MAMO(TaskPriorMixin, TaskFeedbackMixin, ColdStartRecommender):
         size, slots = config["embedding_size"], config["memory_slots"]
 
         # define layers and loss
-        self.user_embedder = FeatureEmbedder(dataset, "user", size, config["user_fields"])
+        unseen = unseen_id_settings(config)  # one stream for every table of the model
+        self.user_embedder = FeatureEmbedder(
+            dataset, "user", size, config["user_fields"], unseen_ids=unseen
+        )
         self.item_embedder = FeatureEmbedder(
             dataset,
             "item",
             size,
             config["item_fields"],
             config["use_item_id"],
-            unseen_id_settings(config),
+            unseen,
         )
         item_size = self.item_embedder.output_size
         if item_size == 0:
