@@ -18,7 +18,8 @@ this package). For each seed:
 3. ours trains on the same split (``run_recbole_coldmeta.py``'s entry point, one process each):
    TaNP at our defaults, TaNP configured as theirs (:func:`theirs_as_ours`: their sizes, learning
    rate, batch, clusters, temperature and lambda from their ``train.sh``, FiLM, ids only, their
-   number of epochs without early stopping), and the bias baseline ``UserItemBias``. Every
+   number of epochs without early stopping), the bias baseline ``UserItemBias`` and
+   ``GlobalMean`` (the floor: a rating model that learned nothing of the users or items). Every
    run's split counts are checked against the export's.
 
 The markdown table (test MAE / RMSE mean ± std over seeds, MAE per seed; for their code, the
@@ -53,6 +54,7 @@ OURS = [
     ("ours-tanp", "ours TaNP (our defaults)", "TaNP", False),
     ("ours-tanp-theirs", "ours TaNP (configured as theirs)", "TaNP", True),
     ("ours-useritembias", "UserItemBias", "UserItemBias", False),
+    ("ours-globalmean", "GlobalMean", "GlobalMean", False),
 ]
 
 
