@@ -12,6 +12,7 @@ from recbole_coldmeta.benchmarks.parity import tanp, tanp_official
 from recbole_coldmeta.benchmarks.parity.melu_export import export_melu_split, read_tasks
 from recbole_coldmeta.data import create_dataset, data_preparation
 from recbole_coldmeta.quick_start import build_config
+from recbole_coldmeta.utils import DataError
 from recbole_coldmeta.utils.enums import Role
 
 #: IIEdm/TaNP's train.sh, as far as the harness reads it (their values).
@@ -164,6 +165,30 @@ def test_their_epoch_is_chosen_on_our_validation_users(exported, tmp_path, their
     ratings = [r for rows in read_tasks(folder)["TEST_QUERY"].values() for _, r in rows]
     assert curve[1]["test_mae"] == pytest.approx(sum(abs(3.0 - r) for r in ratings) / len(ratings))
     assert result["config"]["lr"] == 1e-4 and result["config"]["batch_size"] == 8
+
+
+def test_start_at_mean_sets_their_output_bias_to_the_training_rows_mean():
+    trainer = torch.nn.Module()
+    trainer.np = torch.nn.Module()
+    trainer.np.xz_to_y = torch.nn.Module()
+    trainer.np.xz_to_y.final_projection = torch.nn.Linear(3, 1)
+    training = [("u1", [("i1", 5), ("i2", 4)], [("i3", 1)]), ("u2", [("i1", 2)], [])]
+    assert tanp_official.start_at_mean(trainer, training) == 3.0
+    assert trainer.np.xz_to_y.final_projection.bias.tolist() == [3.0]
+
+
+def test_the_table_has_their_chosen_epochs_and_refuses_another_split():
+    split = {"meta_train_users": 4, "valid_users": 1, "test_users": 1}
+    point = {"valid_mae": 0.9, "test_mae": 0.8, "test_rmse": 1.0}
+    official = {"selected": {"epoch": 7, **point}, "last": {"epoch": 9, **point}, "epochs": 9}
+    ours = {"split": split, "test_result": {"mae": 0.7, "rmse": 0.9}}
+    results = {1: {"official": official, "ours-tanp": ours}}
+    rows = dict(tanp.collect(results, {1: {"split_info": split}}, [1]))
+    label = "official TaNP (their code and train.sh); epoch 7 of 9 chosen on validation"
+    assert rows[label] == {1: {"mae": 0.8, "rmse": 1.0, "best_test_mae": 0.8}}
+    assert rows["ours TaNP (our defaults)"] == {1: {"mae": 0.7, "rmse": 0.9}}
+    with pytest.raises(DataError, match="ours-tanp, seed 1: its split"):
+        tanp.collect(results, {1: {"split_info": {**split, "test_users": 2}}}, [1])
 
 
 def test_evaluation_leaves_their_random_stream_alone(exported):

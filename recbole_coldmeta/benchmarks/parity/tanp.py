@@ -12,9 +12,11 @@ this package). For each seed:
 1. our split is built as every run builds it (``build_config("TaNP", dataset)`` /
    ``create_dataset`` / ``data_preparation`` with the seed: our default user cold-start
    protocol) and exported as ``user, item, rating, role`` rows (:mod:`.melu_export`);
-2. their code trains on it (:mod:`.tanp_official`, one process: their ``Trainer``, their
+2. their code trains on it (:mod:`.tanp_official`, one process each: their ``Trainer``, their
    ``train.sh`` hyper-parameters, their one-hot item ⊕ user input built from our split; the
-   adaptations are listed there), the epoch chosen on our validation users;
+   adaptations are listed there), the epoch chosen on our validation users; once as it is, once
+   with its output layer's bias starting at the training mean, where ours starts
+   (``--start_at_mean``, a diagnostic: their decoder otherwise first learns the rating scale);
 3. ours trains on the same split (``run_recbole_coldmeta.py``'s entry point, one process each):
    TaNP at our defaults, TaNP configured as theirs (:func:`theirs_as_ours`: their sizes, learning
    rate, batch, clusters, temperature and lambda from their ``train.sh``, FiLM, ids only, their
@@ -49,6 +51,11 @@ from recbole_coldmeta.benchmarks.parity.report import parity_table
 from recbole_coldmeta.utils import ColdMetaError, DataError
 
 MODULE = "recbole_coldmeta.benchmarks.parity.tanp"
+#: Runs of their code: (key, label, extra arguments of :mod:`.tanp_official`).
+OFFICIAL = [
+    ("official", "official TaNP (their code and train.sh)", []),
+    ("official-at-mean", "official TaNP, output bias starting at the mean", ["--start_at_mean"]),
+]
 #: Our runs: (key, label, model, configured as theirs).
 OURS = [
     ("ours-tanp", "ours TaNP (our defaults)", "TaNP", False),
@@ -129,11 +136,12 @@ def plan_jobs(options, seed, data_dir, theirs):
     """``{key: (command, result file)}`` of one seed's runs (``theirs``: our keys set as their
     configuration)."""
     folder = os.path.dirname(data_dir)
-    official = [
-        sys.executable, "-m", tanp_official.__name__, f"--authors_code={options.authors_code}",
-        f"--data_dir={data_dir}", f"--seed={seed}", f"--result_file={folder}/official.json",
-    ] + ([f"--epochs={options.epochs}"] if options.epochs else [])  # fmt: skip
-    jobs = {"official": official}
+    jobs = {}
+    for key, _, extra in OFFICIAL:
+        jobs[key] = [
+            sys.executable, "-m", tanp_official.__name__, f"--authors_code={options.authors_code}",
+            f"--data_dir={data_dir}", f"--seed={seed}", f"--result_file={folder}/{key}.json",
+        ] + ([f"--epochs={options.epochs}"] if options.epochs else []) + extra  # fmt: skip
     for key, _, model, configured_as_theirs in OURS:
         overrides = {
             "model": model,
@@ -151,17 +159,19 @@ def plan_jobs(options, seed, data_dir, theirs):
 
 def collect(results, summaries, seeds):
     """The table's rows from the runs' result files (``results[seed][key]``)."""
-    official, chosen = {}, []
-    for seed in seeds:
-        if "official" in results[seed]:
-            run = results[seed]["official"]
-            selected = run["selected"]
-            official[seed] = {"mae": selected["test_mae"], "rmse": selected["test_rmse"],
-                              "best_test_mae": run["last"]["test_mae"]}  # fmt: skip
-            chosen.append(f"{selected['epoch']} of {run['epochs']}")
-    label = "official TaNP (their code and train.sh"
-    label += f"; epoch {', '.join(chosen)} chosen on validation)" if chosen else ")"
-    rows = [(label, official)]
+    rows = []
+    for key, label, _ in OFFICIAL:
+        official, chosen = {}, []
+        for seed in seeds:
+            if key in results[seed]:
+                run = results[seed][key]
+                selected = run["selected"]
+                official[seed] = {"mae": selected["test_mae"], "rmse": selected["test_rmse"],
+                                  "best_test_mae": run["last"]["test_mae"]}  # fmt: skip
+                chosen.append(f"{selected['epoch']} of {run['epochs']}")
+        if chosen:
+            label += f"; epoch {', '.join(chosen)} chosen on validation"
+        rows.append((label, official))
     for key, label, _, _ in OURS:
         row = {}
         for seed in seeds:
@@ -179,22 +189,21 @@ def collect(results, summaries, seeds):
 
 
 def footer(results, seconds, jobs):
-    """The wall time of this invocation and what each run took."""
+    """The wall time of this invocation and the minutes each run took (their runs whole, ours
+    training), per seed."""
+    took = []
+    for key in [entry[0] for entry in OFFICIAL + OURS]:
+        field = "seconds" if key.startswith("official") else "train_seconds"
+        minutes = [f"{runs[key][field] / 60:.1f}" for runs in results.values() if key in runs]
+        if minutes:
+            took.append(f"{key} {', '.join(minutes)}")
     official = [runs["official"] for runs in results.values() if "official" in runs]
     speeds = ", ".join(str(run["tasks_per_second"]) for run in official) or "—"
-    minutes = ", ".join(f"{run['seconds'] / 60:.1f}" for run in official) or "—"
     tasks = ", ".join(str(run["training_tasks"]) for run in official) or "—"
-    ours = []
-    for key, _, _, _ in OURS:
-        done = [
-            f"{runs[key]['train_seconds'] / 60:.1f}" for runs in results.values() if key in runs
-        ]
-        if done:
-            ours.append(f"{key} {', '.join(done)} min")
     return (
         f"\nWall time of this invocation: {seconds / 60:.1f} min ({jobs} job(s), finished runs "
-        f"skipped). Their code: {speeds} tasks/s of training, {minutes} min a run, {tasks} "
-        f"training tasks. Ours, training: {'; '.join(ours) or '—'}.\n"
+        f"skipped). Minutes a run: {'; '.join(took) or '—'}. Their code: {speeds} tasks/s of "
+        f"training, {tasks} training tasks.\n"
     )
 
 

@@ -3,7 +3,7 @@
 Usage (started by :mod:`recbole_coldmeta.benchmarks.parity.tanp`, one process per seed)::
 
     python -m recbole_coldmeta.benchmarks.parity.tanp_official --authors_code=PATH
-        --data_dir=EXPORT --seed=2020 --result_file=RESULT.json [--epochs 100]
+        --data_dir=EXPORT --seed=2020 --result_file=RESULT.json [--epochs 100] [--start_at_mean]
 
 Their ``TaNP.py`` (``Trainer``: the neural process ``NP`` of ``embeddings_TaNP.py`` — item and
 user towers, latent encoder, task encoder, the task-identity ``MemoryUnit``, the FiLM
@@ -40,11 +40,16 @@ the checkout, not copied). No code adaptation is needed under torch 2. What is o
   ``torch.random.fork_rng`` so that evaluation leaves their training's random stream alone.
   The result is the test MAE / RMSE of the epoch with the lowest validation MAE (their code has
   no validation and reports every epoch's test ranking metrics; their last epoch is kept too).
-  Seeding as their ``seed_everything`` (``random``, numpy, torch); CPU.
+  Seeding as their ``seed_everything`` (``random``, numpy, torch); CPU;
+- **the start, by** ``--start_at_mean``: their decoder predicts the rating itself and starts
+  near 0; ours predicts the training mean plus the decoder's output. With the flag, the bias of
+  their decoder's output layer (``np.xz_to_y.final_projection``) is set to the mean rating of
+  the training tasks after their model is built, so both start at the mean (a diagnostic row,
+  as PTUPCDR's equal initialisation; without it, their code as it is).
 
 The result file (JSON): the curve (``valid_mae, valid_rmse, test_mae, test_rmse`` per epoch),
-the selected and the last epoch, their configuration, task and row counts, tasks per second of
-training, seconds.
+the selected and the last epoch, their configuration, the output bias set at the start (or
+null), task and row counts, tasks per second of training, seconds.
 """
 
 import argparse
@@ -76,7 +81,9 @@ ASSIGNMENT = re.compile(r"^(\w+)=(\S+)$")
 
 def check_authors_code(path):
     """The checkout folder ``path``, made absolute; ``ValueError`` when it is not one."""
-    return check_checkout(path, "IIEdm/TaNP", REQUIRED_FILES, "TaNP.py and train.sh")
+    return check_checkout(
+        path, "IIEdm/TaNP", REQUIRED_FILES, "TaNP.py and train.sh: their repository's TaNP/ folder"
+    )
 
 
 def their_config(authors_code):
@@ -181,7 +188,16 @@ def evaluate(trainer, tasks, support, query):
     return float(errors.abs().mean()), float(errors.pow(2).mean().sqrt())
 
 
-def run_official(authors_code, data_dir, seed, epochs=None):
+def start_at_mean(trainer, training):
+    """Set the bias of their decoder's output layer to the mean rating of the ``training``
+    tasks' rows (``--start_at_mean``); returns that mean."""
+    ratings = [rating for _, support, query in training for _, rating in support + query]
+    mean = sum(ratings) / len(ratings)
+    trainer.np.xz_to_y.final_projection.bias.data.fill_(mean)
+    return mean
+
+
+def run_official(authors_code, data_dir, seed, epochs=None, at_mean=False):
     """Train their TaNP on the export in ``data_dir``; the result dict (see the module doc)."""
     import torch
 
@@ -198,6 +214,7 @@ def run_official(authors_code, data_dir, seed, epochs=None):
     trainer = module.Trainer(opt)
     minimum = max(config["support_size"], config["context_min"])
     training, left_out = meta_train_cut(rows["META_TRAIN"], config["support_size"], minimum, seed)
+    bias_start = start_at_mean(trainer, training) if at_mean else None
     trained_items = {item for _, support, query in training for item, _ in support + query}
     unseen = sum(
         item not in trained_items for task in rows["TEST_QUERY"].values() for item, _ in task
@@ -227,6 +244,7 @@ def run_official(authors_code, data_dir, seed, epochs=None):
         "seed": seed,
         "config": {key: config[key] for key in CONFIG_KEYS},
         "epochs": epochs,
+        "output_bias_start": bias_start,
         "one_hot_dims": {"items": if_dim, "users": uf_dim},
         "tasks": {role: len(users) for role, users in rows.items()},
         "training_tasks": len(training),
@@ -246,10 +264,13 @@ def main(argv=None):
     parser.add_argument("--data_dir", required=True)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--epochs", type=int, default=None, help="default: their num_epoch")
+    parser.add_argument("--start_at_mean", action="store_true", help="see the module doc")
     parser.add_argument("--result_file", required=True)
     options = parser.parse_args(argv)
     authors_code = check_authors_code(options.authors_code)
-    result = run_official(authors_code, options.data_dir, options.seed, options.epochs)
+    result = run_official(
+        authors_code, options.data_dir, options.seed, options.epochs, options.start_at_mean
+    )
     write_json(options.result_file, result)
 
 
