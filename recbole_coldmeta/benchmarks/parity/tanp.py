@@ -28,8 +28,9 @@ The markdown table (test MAE / RMSE mean ± std over seeds, MAE per seed; for th
 last epoch's MAE in the last column: what their loop, which has no validation, ends with) is
 printed and written to ``--output``; every run's result stays in ``--work_dir`` (default:
 ``--output`` without its suffix), and a rerun skips the runs whose result is there. ``--jobs``
-runs that many processes at once, each with ``cpu_count / jobs`` threads: their loop over one
-task at a time is fastest on one thread (``--jobs 2`` on two cores).
+runs that many processes at once, each with ``cpu_count / jobs`` threads. NOTE: their loop over
+one task at a time is fastest on one thread (``--jobs 2`` on two cores: a batch of 32 tasks took
+0.19 s on one thread, 5.8 s on two, on a loaded 2-core machine).
 """
 
 import argparse
@@ -69,7 +70,7 @@ def theirs_as_ours(their, epochs):
     """Our TaNP keys set to their ``train.sh`` values (``their``: :func:`.tanp_official.
     their_config`), trained ``epochs`` epochs, the best validation epoch kept.
 
-    Their input is the one-hot item id and user id; ours embeds the item id only (no user or
+    NOTE: their input is the one-hot item id and user id; ours embeds the item id only (no user or
     item feature: we embed no user id, a cold user's would be untrained). Their ``NP`` builds the
     FiLM ``Decoder``. ``ValueError`` when their three latent widths differ (ours has one).
     """

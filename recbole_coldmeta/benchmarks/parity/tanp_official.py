@@ -10,7 +10,9 @@ user towers, latent encoder, task encoder, the task-identity ``MemoryUnit``, the
 ``Decoder`` — their loss with its KL and clustering terms, their Adam) is imported from
 ``--authors_code`` (a local checkout; its folder goes on ``sys.path`` in this process only) and
 run unchanged, with the hyper-parameters of their ``train.sh`` (:func:`their_config`: read from
-the checkout, not copied). No code adaptation is needed under torch 2. What is ours:
+the checkout, not copied). No code adaptation is needed under torch 2.
+
+NOTE: what is ours, each a decision:
 
 - **their input, from our split**: their ``utils/loader.py`` gives every row the one-hot vector
   of its item followed by the one-hot vector of its user (``to_onehot_dict`` over all items and
