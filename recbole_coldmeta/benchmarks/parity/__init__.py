@@ -4,6 +4,8 @@ with the smallest adaptation, its epoch chosen on our validation users, and a si
 PTUPCDR / EMCDR (easezyc/WSDM2022-PTUPCDR): ``python -m recbole_coldmeta.benchmarks.parity.ptupcdr
 --authors_code=PATH``. Modules: :mod:`.cdr_export` (our cross-domain split as their CSV files),
 :mod:`.ptupcdr_official` (their code in a process of its own), :mod:`.report` (the table) and
-:mod:`.ptupcdr` (the command line). The authors' code is never downloaded, copied or committed:
-``--authors_code`` is a local checkout.
+:mod:`.ptupcdr` (the command line). TaNP (IIEdm/TaNP): ``python -m
+recbole_coldmeta.benchmarks.parity.tanp --authors_code=PATH`` (:mod:`.tanp_official` runs their
+code on the export of :mod:`.melu_export`). The authors' code is never downloaded, copied or
+committed: ``--authors_code`` is a local checkout.
 """

@@ -1,5 +1,6 @@
 """The processes of a parity run: the authors' checkout, our runs' command line, running jobs
-side by side, their results, the JSON result file of an authors' run, and the final table."""
+side by side, their results, the epoch chosen on validation, the JSON result file of an authors'
+run, and the final table."""
 
 import concurrent.futures
 import json
@@ -83,6 +84,12 @@ def read_results(pending, seeds):
             with open(result_file, encoding="utf-8") as f:
                 results[seed][key] = json.load(f)
     return results
+
+
+def select_on_validation(curve):
+    """The epoch (1-based) with the lowest validation MAE, the first on ties, and its metrics."""
+    best = min(range(len(curve)), key=lambda epoch: curve[epoch]["valid_mae"])
+    return {"epoch": best + 1, **curve[best]}
 
 
 def write_json(path, result):

@@ -48,7 +48,7 @@ import time
 
 import numpy as np
 
-from recbole_coldmeta.benchmarks.parity.jobs import check_checkout, write_json
+from recbole_coldmeta.benchmarks.parity.jobs import check_checkout, select_on_validation, write_json
 from recbole_coldmeta.benchmarks.parity.melu_export import read_tasks
 
 #: Files of their checkout this harness imports or reads.
@@ -219,7 +219,6 @@ def run_official(authors_code, data_dir, raw_dir, seed, epochs=None):
         test_mae, test_rmse = evaluate(melu, tasks, rows["TEST_SUPPORT"], rows["TEST_QUERY"], inner)
         curve.append({"valid_mae": valid_mae, "valid_rmse": valid_rmse,
                       "test_mae": test_mae, "test_rmse": test_rmse})  # fmt: skip
-    best = min(range(len(curve)), key=lambda epoch: curve[epoch]["valid_mae"])
     return {
         "seed": seed,
         "config": {key: config[key] for key in ("lr", "local_lr", "inner", "batch_size")},
@@ -227,7 +226,7 @@ def run_official(authors_code, data_dir, raw_dir, seed, epochs=None):
         "tasks": {role: len(users) for role, users in rows.items()},
         "dropped_rows": dropped,
         "curve": curve,
-        "selected": {"epoch": best + 1, **curve[best]},
+        "selected": select_on_validation(curve),
         "last": {"epoch": len(curve), **curve[-1]},
         "tasks_per_second": round(trained / max(train_seconds, 1e-9), 1),
         "seconds": round(time.perf_counter() - start, 1),

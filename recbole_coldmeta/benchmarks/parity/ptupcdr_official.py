@@ -48,7 +48,7 @@ import types
 
 import numpy as np
 
-from recbole_coldmeta.benchmarks.parity.jobs import check_checkout, write_json
+from recbole_coldmeta.benchmarks.parity.jobs import check_checkout, select_on_validation, write_json
 
 #: Files of their checkout this harness imports or reads.
 REQUIRED_FILES = ("run.py", "models.py", "config.json")
@@ -170,12 +170,6 @@ def validated_run_class(run_class):
             return test_mae, test_rmse
 
     return ValidatedRun
-
-
-def select_on_validation(curve):
-    """The epoch (1-based) with the lowest validation MAE, the first on ties, and its metrics."""
-    best = min(range(len(curve)), key=lambda epoch: curve[epoch]["valid_mae"])
-    return {"epoch": best + 1, **curve[best]}
 
 
 def run_official(authors_code, data_dir, seed, init_std=None, batch_sizes=OUR_BATCH_SIZES):
