@@ -1,13 +1,15 @@
 """Explicit or implicit feedback of the task-batch models (``meta_feedback``): the check of the
 setting and the rows a task learns from; the rating prior their networks add to (``prior``)."""
 
+from logging import getLogger
+
 import torch
 
 from recbole_coldmeta.model.layers import BiasPrior
 from recbole_coldmeta.utils import ConfigError
 
 FEEDBACKS = ("explicit", "implicit")
-PRIORS = ("global_mean", "biases")
+PRIORS = ("auto", "global_mean", "biases")
 RATING_METRICS = ("mae", "rmse", "queryndcg")
 
 
@@ -62,12 +64,20 @@ class TaskPriorMixin:
     to, the training mean (``global_mean``) or the shrunk bias model ``μ + b_i + b_u``
     (``biases``, :class:`~recbole_coldmeta.model.layers.BiasPrior`, ``b_u`` from each task's
     support rows). Needs ``self.implicit`` set before :meth:`_build_prior`.
+
+    NOTE: ``auto`` is ``biases`` for explicit ratings and ``global_mean`` (the base the implicit
+    logit starts from) for ``meta_feedback: implicit``, where a rating prior means nothing; the
+    choice is logged. ``self.prior`` holds the resolved value.
     """
 
     def _build_prior(self, config, dataset):
         prior = config["prior"]
         if prior not in PRIORS:
             raise ConfigError(f"prior={prior!r} is not one of {', '.join(PRIORS)}.")
+        if prior == "auto":
+            prior = "global_mean" if self.implicit else "biases"
+            getLogger().info(f"{type(self).__name__}: prior=auto -> {prior}")
+        self.prior = prior
         if prior == "global_mean":
             return None
         if self.implicit:

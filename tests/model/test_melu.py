@@ -177,6 +177,15 @@ def test_a_meta_train_query_rating_is_left_out_of_its_item_bias(tiny_config):
     )
 
 
+def test_prior_auto_is_the_bias_prior_for_ratings_and_the_mean_for_implicit(tiny_config):
+    _, model, _, _, _ = _setup(tiny_config, prior="auto")
+    assert model.prior == "biases" and model.bias_prior is not None
+    _, model, _, _, _ = _setup(
+        tiny_config, prior="auto", **IMPLICIT, metrics=["NDCG"], valid_metric="NDCG@10"
+    )
+    assert model.prior == "global_mean" and model.bias_prior is None
+
+
 def test_the_bias_prior_is_for_ratings(tiny_config):
     with pytest.raises(ConfigError, match="prior=biases is a rating prior"):
         _setup(tiny_config, prior="biases", **IMPLICIT, metrics=["NDCG"], valid_metric="NDCG@10")
