@@ -109,8 +109,13 @@ def test_without_cross_task_terms_ccml_is_melu(tiny_config):
 
 
 def test_inner_loss_composition_by_hand(tiny_config, monkeypatch):
-    model, train_data, _ = _setup(
-        tiny_config, lambda_task=0.5, lambda_cl=0.0, local_steps=1, refine_layers=0
+    model, train_data, _ = _setup(  # the global-mean prior: task_loss by hand adds no base
+        tiny_config,
+        lambda_task=0.5,
+        lambda_cl=0.0,
+        local_steps=1,
+        refine_layers=0,
+        prior="global_mean",
     )
     batch = next(iter(train_data))
     users, items = batch["user_id"], batch["support_item"]
