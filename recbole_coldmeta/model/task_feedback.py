@@ -68,6 +68,10 @@ class TaskPriorMixin:
     NOTE: ``auto`` is ``biases`` for explicit ratings and ``global_mean`` (the base the implicit
     logit starts from) for ``meta_feedback: implicit``, where a rating prior means nothing; the
     choice is logged. ``self.prior`` holds the resolved value.
+    NOTE: the bias prior's item statistics are those of the split the model was built on: a
+    model trained once and tested on another state (``also_test_states``, ``train_once``) keeps
+    its training split's, so a new item of an item-cold state has ``b_i = 0`` there, while a
+    baseline refitted on that state's split estimates it from the test users' support rows.
     """
 
     def _build_prior(self, config, dataset):

@@ -185,7 +185,7 @@ def test_implicit_mamo_learns_positives_against_negatives_and_ranks(tiny_config)
     [
         ({"meta_feedback": "implicit"}, "would be meaningless"),  # rating metrics
         ({**IMPLICIT, "prior": "biases"}, "prior=biases is a rating prior"),
-        ({"prior": "bias"}, "prior='bias' is not one of global_mean, biases"),
+        ({"prior": "bias"}, "prior='bias' is not one of auto, global_mean, biases"),
         ({"use_item_id": False, **IDS_ONLY}, "MAMO has no item input"),
     ],
 )

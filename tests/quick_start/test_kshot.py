@@ -69,7 +69,8 @@ def _per_user(config, trainer, loader):
 
 
 def test_melu_with_zero_shots_is_its_unadapted_prediction(tiny_config):
-    config, _, (train, _, test) = _prepare("MeLU", tiny_config)
+    # the global-mean prior: the bias prior's b_u is the support's, so K = 0 changes it too
+    config, _, (train, _, test) = _prepare("MeLU", {**tiny_config, "prior": "global_mean"})
     model, trainer = build_model_and_trainer(config, train.dataset)
     with test.support_limit(0):
         _, _, empty = _per_user(config, trainer, test)
