@@ -1,6 +1,8 @@
 """The benchmark runner: checks before training, resumable runs, mean ± std tables, the plot."""
 
 import csv
+import glob
+import os
 
 import pytest
 
@@ -160,17 +162,17 @@ def test_a_setting_without_label_is_refused(tmp_path):
         load_benchmark(str(spec))
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "amazon-dense-book2movie",
-        "amazon-dense-movie2book",
-        "ml-100k",
-        "ml-100k-ccml",
-        "ml-1m",
-        "scientific",
-    ],
+_SHIPPED = sorted(
+    os.path.basename(path)[: -len(".yaml")]
+    for path in glob.glob(os.path.join(_PROPS, "benchmark", "*.yaml"))
 )
+
+
+def test_every_shipped_benchmark_is_checked():
+    assert len(_SHIPPED) >= 12 and "ml-1m" in _SHIPPED and "ml-100k" in _SHIPPED
+
+
+@pytest.mark.parametrize("name", _SHIPPED)
 def test_shipped_benchmarks_load(name):
     spec = load_benchmark(f"properties/benchmark/{name}.yaml".replace("properties", _PROPS))
     assert spec["models"] and spec["settings"]
