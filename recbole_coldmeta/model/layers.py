@@ -238,6 +238,17 @@ class BiasPrior(nn.Module):
         return self.mean + self.item_bias(items, held_out) + user_bias.unsqueeze(-1)
 
 
+def init_weights(module):
+    """The task-batch models' initialisation (``model.apply(init_weights)``): Xavier-normal
+    linear weights with zero biases, N(0, 0.1) embedding rows."""
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_normal_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, std=0.1)
+
+
 def mlp(input_size, hidden_sizes, output_size, dropout=0.0):
     """``Linear -> ReLU (-> Dropout)`` per hidden size, then a linear output layer."""
     layers, size = [], input_size

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 from recbole_coldmeta.benchmarks.parity.report import write_atomic
+from recbole_coldmeta.utils import DataError
 
 #: Our runs go through the command line's entry point (``run_recbole_coldmeta.py``).
 OUR_ENTRY = "import sys; from recbole_coldmeta.quick_start.cli import main; sys.exit(main())"
@@ -46,6 +47,40 @@ def finish(output, text, failed):
 def our_command(overrides):
     """The command line of one of our runs with config ``overrides`` (``--key=value`` each)."""
     return [sys.executable, "-c", OUR_ENTRY] + [f"--{k}={v}" for k, v in overrides.items()]
+
+
+def our_job(folder, key, overrides):
+    """The command of our run ``key`` in a seed's ``folder``: ``overrides`` plus quiet logging,
+    its own checkpoint folder and its result file ``<folder>/<key>.json``."""
+    return our_command(
+        {
+            **overrides,
+            "state": "WARNING",
+            "show_progress": False,
+            "checkpoint_dir": os.path.join(folder, "saved", key),
+            "result_file": os.path.join(folder, f"{key}.json"),
+        }
+    )
+
+
+def our_rows(results, summaries, seeds, ours):
+    """The table rows ``(label, {seed: {"mae", "rmse"}})`` of our runs ``ours`` (tuples that
+    start with ``key, label``); ``DataError`` when a run's split is not the exported one."""
+    rows = []
+    for key, label, *_ in ours:
+        row = {}
+        for seed in seeds:
+            if key in results[seed]:
+                result = results[seed][key]
+                if result.get("split") != summaries[seed]["split_info"]:
+                    raise DataError(
+                        f"{key}, seed {seed}: its split {result.get('split')} is not the "
+                        f"exported one {summaries[seed]['split_info']}."
+                    )
+                row[seed] = {"mae": result["test_result"]["mae"],
+                             "rmse": result["test_result"]["rmse"]}  # fmt: skip
+        rows.append((label, row))
+    return rows
 
 
 def run_job(command, result_file, threads):

@@ -41,12 +41,13 @@ from recbole_coldmeta.benchmarks.parity import ptupcdr_official
 from recbole_coldmeta.benchmarks.parity.cdr_export import SPLIT_FILE
 from recbole_coldmeta.benchmarks.parity.jobs import (
     finish,
-    our_command,
+    our_job,
+    our_rows,
     read_results,
     run_pending,
 )
 from recbole_coldmeta.benchmarks.parity.report import parity_table
-from recbole_coldmeta.utils import ColdMetaError, DataError
+from recbole_coldmeta.utils import ColdMetaError
 
 MODULE = "recbole_coldmeta.benchmarks.parity.ptupcdr"
 #: Our runs: (key, label, model, config overrides).
@@ -125,12 +126,8 @@ def plan_jobs(options, seed, data_dir, init_std):
             "seed": seed,
             "cold_user_ratio": options.cold_user_ratio,
             **extra,
-            "state": "WARNING",
-            "show_progress": False,
-            "checkpoint_dir": os.path.join(folder, "saved", key),
-            "result_file": os.path.join(folder, f"{key}.json"),
         }
-        jobs[key] = our_command(overrides)
+        jobs[key] = our_job(folder, key, overrides)
     return {key: (command, os.path.join(folder, f"{key}.json")) for key, command in jobs.items()}
 
 
@@ -149,20 +146,7 @@ def collect(results, summaries, seeds):
                     "best_test_mae": reported,
                 }
         rows.append((label, row))
-    for key, label, _, _ in OURS:
-        row = {}
-        for seed in seeds:
-            if key in results[seed]:
-                result = results[seed][key]
-                if result.get("split") != summaries[seed]["split_info"]:
-                    raise DataError(
-                        f"{key}, seed {seed}: its split {result.get('split')} is not the "
-                        f"exported one {summaries[seed]['split_info']}."
-                    )
-                test = result["test_result"]
-                row[seed] = {"mae": test["mae"], "rmse": test["rmse"]}
-        rows.append((label, row))
-    return rows
+    return rows + our_rows(results, summaries, seeds, OURS)
 
 
 def split_line(summaries, seeds):

@@ -43,13 +43,14 @@ from logging import getLogger
 from recbole_coldmeta.benchmarks.parity import tanp_official
 from recbole_coldmeta.benchmarks.parity.jobs import (
     finish,
-    our_command,
+    our_job,
+    our_rows,
     read_results,
     run_pending,
 )
 from recbole_coldmeta.benchmarks.parity.melu_export import SPLIT_FILE
 from recbole_coldmeta.benchmarks.parity.report import parity_table
-from recbole_coldmeta.utils import ColdMetaError, DataError
+from recbole_coldmeta.utils import ColdMetaError
 
 MODULE = "recbole_coldmeta.benchmarks.parity.tanp"
 #: Runs of their code: (key, label, extra arguments of :mod:`.tanp_official`).
@@ -149,12 +150,8 @@ def plan_jobs(options, seed, data_dir, theirs):
             "dataset": options.dataset,
             "seed": seed,
             **(theirs if configured_as_theirs else {}),
-            "state": "WARNING",
-            "show_progress": False,
-            "checkpoint_dir": os.path.join(folder, "saved", key),
-            "result_file": os.path.join(folder, f"{key}.json"),
         }
-        jobs[key] = our_command(overrides)
+        jobs[key] = our_job(folder, key, overrides)
     return {key: (command, os.path.join(folder, f"{key}.json")) for key, command in jobs.items()}
 
 
@@ -173,20 +170,7 @@ def collect(results, summaries, seeds):
         if chosen:
             label += f"; epoch {', '.join(chosen)} chosen on validation"
         rows.append((label, official))
-    for key, label, _, _ in OURS:
-        row = {}
-        for seed in seeds:
-            if key in results[seed]:
-                result = results[seed][key]
-                if result.get("split") != summaries[seed]["split_info"]:
-                    raise DataError(
-                        f"{key}, seed {seed}: its split {result.get('split')} is not the "
-                        f"exported one {summaries[seed]['split_info']}."
-                    )
-                row[seed] = {"mae": result["test_result"]["mae"],
-                             "rmse": result["test_result"]["rmse"]}  # fmt: skip
-        rows.append((label, row))
-    return rows
+    return rows + our_rows(results, summaries, seeds, OURS)
 
 
 def footer(results, seconds, jobs):

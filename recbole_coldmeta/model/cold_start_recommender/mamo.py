@@ -19,7 +19,7 @@ from recbole_coldmeta.model.abstract_recommender import (
     batch_support,
     support_of,
 )
-from recbole_coldmeta.model.layers import FeatureEmbedder, unseen_id_settings
+from recbole_coldmeta.model.layers import FeatureEmbedder, init_weights, unseen_id_settings
 from recbole_coldmeta.model.task_feedback import TaskFeedbackMixin, TaskPriorMixin
 from recbole_coldmeta.utils import ConfigError
 from recbole_coldmeta.utils.streams import seeded_generator
@@ -218,7 +218,7 @@ class MAMO(TaskPriorMixin, TaskFeedbackMixin, ColdStartRecommender):
         self.bias_prior = self._build_prior(config, dataset)
 
         # parameters initialization
-        self.apply(self._init_weights)
+        self.apply(init_weights)
         generator = seeded_generator(config["seed"], "mamo_memory")
         bias_size = sum(shape.numel() for shape in self.user_shapes.values())
         fast_std = (2.0 / (4 * size)) ** 0.5  # Xavier normal of a [2D, 2D] layer
@@ -231,14 +231,6 @@ class MAMO(TaskPriorMixin, TaskFeedbackMixin, ColdStartRecommender):
         self.register_buffer(
             "task_memory", fast_std * torch.randn(slots, 2 * size, 2 * size, generator=generator)
         )
-
-    @staticmethod
-    def _init_weights(module):
-        if isinstance(module, nn.Linear):
-            nn.init.xavier_normal_(module.weight)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, std=0.1)
 
     def profile(self, users, support):
         """Each task's profile ``p_u [T, Dp]``: the user feature embeddings, or (no user field)

@@ -8,7 +8,6 @@ Reference:
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from recbole_coldmeta.meta import adapt, batched_call, pad_groups, task_params
 from recbole_coldmeta.model.abstract_recommender import (
@@ -16,7 +15,7 @@ from recbole_coldmeta.model.abstract_recommender import (
     batch_support,
     support_of,
 )
-from recbole_coldmeta.model.layers import FeatureEmbedder, mlp, unseen_id_settings
+from recbole_coldmeta.model.layers import FeatureEmbedder, init_weights, mlp, unseen_id_settings
 from recbole_coldmeta.model.task_feedback import TaskFeedbackMixin, TaskPriorMixin
 from recbole_coldmeta.utils import ConfigError
 
@@ -106,15 +105,7 @@ class MeLU(TaskPriorMixin, TaskFeedbackMixin, ColdStartRecommender):
         self.bias_prior = self._build_prior(config, dataset)
 
         # parameters initialization
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(module):
-        if isinstance(module, nn.Linear):
-            nn.init.xavier_normal_(module.weight)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, std=0.1)
+        self.apply(init_weights)
 
     def decision_input_size(self, config):
         """Width of a decision-layer input row: the user and item feature embeddings."""

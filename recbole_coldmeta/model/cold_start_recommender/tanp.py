@@ -17,7 +17,7 @@ from recbole_coldmeta.model.abstract_recommender import (
     batch_support,
     support_of,
 )
-from recbole_coldmeta.model.layers import FeatureEmbedder, mlp, unseen_id_settings
+from recbole_coldmeta.model.layers import FeatureEmbedder, init_weights, mlp, unseen_id_settings
 from recbole_coldmeta.model.task_feedback import TaskFeedbackMixin
 from recbole_coldmeta.utils import ConfigError
 from recbole_coldmeta.utils.streams import seeded_generator
@@ -234,16 +234,7 @@ class TaNP(TaskFeedbackMixin, ColdStartRecommender):
         self.latent_generator = seeded_generator(config["seed"], "tanp_latent")
 
         # parameters initialization
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(module):
-        if isinstance(module, nn.Linear):
-            nn.init.xavier_normal_(module.weight)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, std=0.1)
+        self.apply(init_weights)
 
     def features(self, users, items):
         """The row inputs ``x [T, R, Dx]`` of users ``[T]`` and their rows' items ``[T, R]``."""
