@@ -72,6 +72,9 @@ class ColdMetaTrainerMixin:
         # DDP's gradient hooks each step, so every process's meta-gradient (the mean query loss
         # over its share of the tasks) is averaged before the optimizer step.
         cpu_parallel = not config["single_spec"] and config["device"].type == "cpu"
+        # NOTE: RecBole's ensure_dir checks, then creates: processes of one run building their
+        # trainers at the same moment race on it (FileExistsError). Created here first, safely.
+        os.makedirs(config["checkpoint_dir"], exist_ok=True)
         with as_single_process(config) if cpu_parallel else contextlib.nullcontext():
             super().__init__(config, model)
         if cpu_parallel:
