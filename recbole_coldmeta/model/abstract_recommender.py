@@ -66,10 +66,21 @@ class ColdStartRecommender(GeneralRecommender):
     input_type = InputType.POINTWISE
     protocols = ("rating",)
 
+    # True for a model with an implicit variant (``meta_feedback: implicit``, TaskFeedbackMixin).
+    implicit_capable = False
+
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        self.LABEL = check_rating_label(type(self).__name__, config, dataset)
-        labels = dataset.inter_feat[self.LABEL].float()
+        if self.implicit_capable and config["meta_feedback"] == "implicit":
+            # NOTE: implicit feedback needs no label column: every row is a positive, and the
+            # rating prior is unused (the model outputs logits). A loaded label only sets the
+            # mean below, which the implicit outputs never add.
+            loaded = config["LABEL_FIELD"] in dataset.inter_feat
+            self.LABEL = config["LABEL_FIELD"] if loaded else None
+            labels = dataset.inter_feat[self.LABEL].float() if loaded else torch.ones(1)
+        else:
+            self.LABEL = check_rating_label(type(self).__name__, config, dataset)
+            labels = dataset.inter_feat[self.LABEL].float()
         self.register_buffer("global_mean", labels.mean())
 
 

@@ -19,8 +19,11 @@ class TaskFeedbackMixin:
     ``explicit``: a task's rows are its rated rows. ``implicit``: every observed row is a
     positive labelled 1, followed by its ``task_neg_sample_num`` sampled negatives labelled 0,
     which the batch carries (``<prefix>_neg_item`` / ``<prefix>_neg_mask``, drawn by the data
-    side in training and fixed per cold user at evaluation).
+    side in training and fixed per cold user at evaluation). Implicit data needs no label
+    column (ids only is enough).
     """
+
+    implicit_capable = True
 
     def _check_feedback(self, config):
         """True for ``meta_feedback: implicit``; ``ConfigError`` on a bad setting."""

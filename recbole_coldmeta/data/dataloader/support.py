@@ -62,8 +62,9 @@ class SupportTable:
     """Every valid/test user's support set, read once from the split's train part.
 
     Holds, per user id (``[n_users, S]``; users without support have empty lines):
-    ``support_item``, ``support_mask`` and, on rating data, ``support_label`` (the
-    ``LABEL_FIELD`` values). With ``meta_feedback: implicit`` (non-sequential):
+    ``support_item``, ``support_mask`` and ``support_label`` (the ``LABEL_FIELD`` values where
+    loaded; 1 with ``meta_feedback: implicit`` and no label column). With ``meta_feedback:
+    implicit`` (non-sequential):
     ``support_neg_item`` / ``support_neg_mask`` ``[n_users, S * k]``, ``k =
     task_neg_sample_num`` fixed negatives per support row, none of them a support item of the user
     (one seeded draw, stream ``support_negatives``). On a sequential dataset: also
@@ -87,6 +88,8 @@ class SupportTable:
         label = config["LABEL_FIELD"]
         if label in inter:
             self.fields["support_label"] = torch.where(mask, inter[label][rows].float(), 0.0)
+        elif config["meta_feedback"] == "implicit":  # implicit data without a label column
+            self.fields["support_label"] = mask.float()
         if config["MODEL_TYPE"] == ModelType.SEQUENTIAL:
             sequence = config["ITEM_ID_FIELD"] + config["LIST_SUFFIX"]
             length = config["ITEM_LIST_LENGTH_FIELD"]

@@ -32,7 +32,8 @@ class MetaTaskDataLoader(AbstractDataLoader):
     - ``support_item``, ``support_label``, ``support_mask``: ``[T, S]``
     - ``query_item``, ``query_label``, ``query_mask``: ``[T, Q]``
 
-    Labels are the ``RATING_FIELD`` values (``LABEL_FIELD`` if there is no rating field).
+    Labels are the ``RATING_FIELD`` values (``LABEL_FIELD`` if there is no rating field; 1 for
+    every row of implicit data without either).
     With ``meta_feedback: implicit`` the batch also holds ``support_neg_item`` /
     ``support_neg_mask`` and ``query_neg_item`` / ``query_neg_mask`` (``[T, S * k]``,
     ``[T, Q * k]``): ``k = task_neg_sample_num`` negatives per row, drawn from the same seeded
@@ -68,11 +69,13 @@ class MetaTaskDataLoader(AbstractDataLoader):
         label_field = config["RATING_FIELD"]
         if label_field not in dataset.inter_feat:
             label_field = config["LABEL_FIELD"]
-        if label_field not in dataset.inter_feat and not self.sequential:
+        implicit = config["meta_feedback"] == "implicit" and not self.sequential
+        if label_field not in dataset.inter_feat and not (self.sequential or implicit):
             raise ConfigError(
-                f"Meta-training needs a label: neither RATING_FIELD={config['RATING_FIELD']!r} "
-                f"nor LABEL_FIELD={config['LABEL_FIELD']!r} is a loaded interaction field. Add "
-                f"one to load_col['inter']."
+                f"Meta-training on ratings needs a label: neither RATING_FIELD="
+                f"{config['RATING_FIELD']!r} nor LABEL_FIELD={config['LABEL_FIELD']!r} is a "
+                f"loaded interaction field. Add one to load_col['inter'], or for data without "
+                f"ratings set meta_feedback: implicit (every row a positive)."
             )
         self.label_field = label_field
         self.support_mode = config["support_mode"]
@@ -82,7 +85,6 @@ class MetaTaskDataLoader(AbstractDataLoader):
         self._index_tasks(dataset)
         self.sample_size = len(self.task_users)
         self.task_generator = seeded_generator(config["seed"], "tasks")
-        implicit = config["meta_feedback"] == "implicit" and not self.sequential
         self.neg_sample_num = config["task_neg_sample_num"] if implicit else 0
         self.n_items = dataset.item_num
         super().__init__(config, dataset, sampler, shuffle=shuffle)
@@ -117,7 +119,7 @@ class MetaTaskDataLoader(AbstractDataLoader):
         self.items = dataset.inter_feat[self.iid_field]
         if self.label_field in dataset.inter_feat:
             self.labels = dataset.inter_feat[self.label_field].float()
-        else:  # sequential next-item data: every row is a positive
+        else:  # implicit or sequential next-item data: every row is a positive
             self.labels = torch.ones(len(self.items))
         self.sequences = {field: dataset.inter_feat[field] for field in self.sequence_fields}
 
