@@ -174,8 +174,36 @@ def test_implicit_tanp_learns_positives_against_negatives_and_ranks(tiny_config)
         ({"meta_feedback": "implicit"}, "would be meaningless"),  # rating metrics
         ({"use_item_id": False, "load_col": {"inter": ["user_id", "item_id", "rating"]}},
          "TaNP has no item input"),
+        ({"dot_head": "yes"}, "dot_head='yes' is not one of auto"),
     ],
 )  # fmt: skip
 def test_bad_settings_are_clear_errors(tiny_config, overrides, message):
     with pytest.raises(ConfigError, match=message):
         _setup(tiny_config, **overrides)
+
+
+def test_dot_head_is_on_for_implicit_feedback_only_and_starts_at_zero(tiny_config):
+    assert _setup(tiny_config)[1].dot_head is None  # auto, ratings: off
+    _, model, train_data, _, test_data = _setup(tiny_config, **IMPLICIT)
+    assert model.dot_head is not None and not model.dot_head.weight.any()
+    model.train()
+    batch = next(iter(train_data))
+    model.calculate_loss(batch).backward()  # ids are scored from trained rows only
+    model.eval()
+    batch = _eval_batch(test_data)
+
+    def without_head():
+        head, model.dot_head = model.dot_head, None
+        scores = model.full_sort_predict(batch)
+        model.dot_head = head
+        return scores
+
+    torch.testing.assert_close(model.full_sort_predict(batch), without_head())
+    with torch.no_grad():
+        model.dot_head.weight.normal_()
+    scores = model.full_sort_predict(batch)
+    assert not torch.allclose(scores, without_head())
+    changed = copy.copy(batch)
+    items = batch["support_item"].roll(1, dims=0)  # every user gets another's support items
+    changed.interaction = {**batch.interaction, "support_item": items}
+    assert not torch.allclose(model.full_sort_predict(changed), scores)  # the term reads them
