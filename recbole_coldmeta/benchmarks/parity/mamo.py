@@ -18,9 +18,10 @@ this package). For each seed:
    dataset's user and item files in ``--raw_dir`` (default: the dataset's folder); the
    adaptations are listed there), the epoch chosen on our validation users. Twice: as their loop
    is published (the first 100 training users every epoch, their 3 epochs; ``--epochs``), and
-   over every training user each epoch (``--all_users_epochs``, capped: an epoch and its two
-   evaluations take about 1.5 min on one thread). Each run is scored both as their test
-   function starts a cold user and as their training does (both memories read at ``φ``);
+   over every training user each epoch (``--all_users_epochs``, capped: on ml-100k an epoch
+   and its two evaluations took 2.3 min on one thread of a loaded 2-core machine). Each run is
+   scored both as their test function starts a cold user and as their training does (both
+   memories read at ``φ``);
 3. ours trains on the same split (``run_recbole_coldmeta.py``'s entry point, one process each):
    MAMO at our defaults, MAMO configured as theirs (:func:`theirs_as_ours`) with their global
    SGD step and with our Adam, the bias baseline ``UserItemBias`` and ``GlobalMean``. Every
