@@ -122,7 +122,7 @@ class SplitRows:
 
         self.users = users
         self.item_index = {item: i for i, item in enumerate(items)}
-        self.items = torch.tensor(list(items.values()), dtype=torch.uint8)  # [N, 2213]
+        self.items = torch.tensor(list(items.values()), dtype=torch.uint8)  # [N, 2213]; < 256
         self.tasks = {}
 
     def x1(self, user, n):
