@@ -144,7 +144,7 @@ class LOCALUpdate:
         return [torch.ones(2)], [], []
 
     def test(self):
-        STARTS.append(float(self.model.weight[0]))
+        STARTS.append(float(self.model.weight[0].detach()))
         self.model.bias.data += 100.0
 
 
