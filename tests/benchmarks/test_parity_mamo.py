@@ -329,14 +329,14 @@ def test_evaluation_starts_users_as_theirs_and_leaves_their_training_alone(expor
     mamo.train_epoch(keys[:3])
     memory = mamo.feature_mem
     assert memory.p_memory.grad_fn is None and not memory.att_values.requires_grad
-    profile, bias = memory.p_memory.clone(), float(mamo.model.bias)
+    profile, bias = memory.p_memory.clone(), float(mamo.model.bias.detach())
     mamo.model.weight.data.fill_(7.0)  # the last trained user's adapted weights
     state = torch.get_rng_state()
     their.models.STARTS.clear()
     for memories in (False, True):
         mamo_official.evaluate(mamo, tasks["TEST_SUPPORT"], tasks["TEST_QUERY"], "TEST", memories)
     assert torch.equal(torch.get_rng_state(), state)
-    assert float(mamo.model.bias) == bias  # their local updates moved it, put back
+    assert float(mamo.model.bias.detach()) == bias  # their local updates moved it, put back
     assert torch.equal(memory.p_memory, profile)  # their reads wrote it, put back
     # their test starts at the current weights; their training at phi - tau * bias (1 here)
     phi = float(mamo.phi[0][0][0])
