@@ -27,7 +27,6 @@ printed and written to ``--output``; every run's result stays in ``--work_dir`` 
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -41,7 +40,7 @@ from recbole_coldmeta.benchmarks.parity.jobs import (
     read_results,
     run_pending,
 )
-from recbole_coldmeta.benchmarks.parity.melu_export import SPLIT_FILE
+from recbole_coldmeta.benchmarks.parity.melu_export import export_seed
 from recbole_coldmeta.benchmarks.parity.report import parity_table
 from recbole_coldmeta.utils import ColdMetaError
 
@@ -87,22 +86,6 @@ def parse_args(argv):
 
         options.raw_dir = str(default_raw_dir("ml-1m"))
     return options
-
-
-def export_seed(options, seed, folder):
-    """Build our split for ``seed`` and export it into ``folder`` (kept if already there)."""
-    from recbole_coldmeta.benchmarks.parity.melu_export import export_melu_split
-    from recbole_coldmeta.data import create_dataset, data_preparation
-    from recbole_coldmeta.quick_start import build_config
-
-    summary_file = os.path.join(folder, SPLIT_FILE)
-    if os.path.isfile(summary_file):
-        with open(summary_file, encoding="utf-8") as f:
-            return json.load(f)
-    config_dict = {"seed": seed, "test_state": options.test_state, "state": "WARNING"}
-    config = build_config("MeLU", "ml-1m", None, config_dict)
-    train, valid, test = data_preparation(config, create_dataset(config))
-    return export_melu_split(train.dataset, valid.dataset, test.dataset, folder)
 
 
 def plan_jobs(options, seed, data_dir):
@@ -155,7 +138,9 @@ def main(argv=None):
     for seed in options.seeds:
         data_dir = os.path.join(options.work_dir, f"seed-{seed}", "data")
         try:
-            summaries[seed] = export_seed(options, seed, data_dir)
+            summaries[seed] = export_seed(
+                "MeLU", "ml-1m", seed, data_dir, {"test_state": options.test_state}
+            )
         except ColdMetaError as error:
             sys.stderr.write(f"error: {error}\n")
             return 2

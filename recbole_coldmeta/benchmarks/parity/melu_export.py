@@ -65,6 +65,24 @@ def export_melu_split(train, valid, test, folder):
     return summary
 
 
+def export_seed(model, dataset, seed, folder, config_dict=None):
+    """Build our split of ``dataset`` for ``seed`` as every run of ``model`` builds it
+    (``build_config`` with ``config_dict``, ``create_dataset``, ``data_preparation``) and export
+    it into ``folder``; an export already there is kept. Returns its summary
+    (:func:`export_melu_split`)."""
+    from recbole_coldmeta.data import create_dataset, data_preparation
+    from recbole_coldmeta.quick_start import build_config
+
+    summary_file = os.path.join(folder, SPLIT_FILE)
+    if os.path.isfile(summary_file):
+        with open(summary_file, encoding="utf-8") as f:
+            return json.load(f)
+    config_dict = {**(config_dict or {}), "seed": seed, "state": "WARNING"}
+    config = build_config(model, dataset, None, config_dict)
+    train, valid, test = data_preparation(config, create_dataset(config))
+    return export_melu_split(train.dataset, valid.dataset, test.dataset, folder)
+
+
 def read_tasks(folder):
     """``{role name: {user: [(item, rating), ...]}}`` of an export, rows in file order."""
     tasks = {}

@@ -34,7 +34,6 @@ one task at a time is fastest on one thread (``--jobs 2`` on two cores: a batch 
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -48,7 +47,7 @@ from recbole_coldmeta.benchmarks.parity.jobs import (
     read_results,
     run_pending,
 )
-from recbole_coldmeta.benchmarks.parity.melu_export import SPLIT_FILE
+from recbole_coldmeta.benchmarks.parity.melu_export import export_seed
 from recbole_coldmeta.benchmarks.parity.report import parity_table
 from recbole_coldmeta.utils import ColdMetaError
 
@@ -117,21 +116,6 @@ def parse_args(argv):
     options = parser.parse_args(argv)
     options.work_dir = options.work_dir or os.path.splitext(options.output)[0]
     return options
-
-
-def export_seed(options, seed, folder):
-    """Build our split for ``seed`` and export it into ``folder`` (kept if already there)."""
-    from recbole_coldmeta.benchmarks.parity.melu_export import export_melu_split
-    from recbole_coldmeta.data import create_dataset, data_preparation
-    from recbole_coldmeta.quick_start import build_config
-
-    summary_file = os.path.join(folder, SPLIT_FILE)
-    if os.path.isfile(summary_file):
-        with open(summary_file, encoding="utf-8") as f:
-            return json.load(f)
-    config = build_config("TaNP", options.dataset, None, {"seed": seed, "state": "WARNING"})
-    train, valid, test = data_preparation(config, create_dataset(config))
-    return export_melu_split(train.dataset, valid.dataset, test.dataset, folder)
 
 
 def plan_jobs(options, seed, data_dir, theirs):
@@ -208,7 +192,7 @@ def main(argv=None):
     for seed in options.seeds:
         data_dir = os.path.join(options.work_dir, f"seed-{seed}", "data")
         try:
-            summaries[seed] = export_seed(options, seed, data_dir)
+            summaries[seed] = export_seed("TaNP", options.dataset, seed, data_dir)
         except ColdMetaError as error:
             sys.stderr.write(f"error: {error}\n")
             return 2
