@@ -1,14 +1,17 @@
 """The PTUPCDR parity harness without the authors' code: the export is our split, row for row,
-in their format; the TensorFlow stub pads as Keras does; validation never moves their training."""
+in their format; the TensorFlow stub pads as Keras does; validation never moves their training;
+a run without a result is named, with its error, in the report."""
 
 import csv
 import json
+import logging
+import sys
 
 import numpy as np
 import pytest
 import torch
 
-from recbole_coldmeta.benchmarks.parity import ptupcdr, ptupcdr_official
+from recbole_coldmeta.benchmarks.parity import jobs, ptupcdr, ptupcdr_official
 from recbole_coldmeta.benchmarks.parity.cdr_export import export_ptupcdr_split
 from recbole_coldmeta.benchmarks.parity.report import parity_table
 from recbole_coldmeta.data import create_dataset, data_preparation
@@ -187,3 +190,21 @@ def test_table_reports_mean_std_and_every_seed():
     table = parity_table(rows, [1, 2])
     assert "| a | 0.8000 ± 0.1414 | 1.1000 ± 0.1414 | 0.7000 | 0.9000 | 0.6000 ± 0.0000 |" in table
     assert "| b | 0.8000 ± 0.0000 | 1.1000 ± 0.0000 | — | 0.8000 | — |" in table
+
+
+def test_a_run_without_a_result_is_named_with_its_error_in_the_report(tmp_path, capsys):
+    crash = [sys.executable, "-c", "raise ValueError('Training loss is nan')"]
+    fine = [sys.executable, "-c", f"open({str(tmp_path / 'ok.json')!r}, 'w').write('{{}}')"]
+    pending = [
+        ("diverges", 2020, crash, str(tmp_path / "diverges.json")),
+        ("fine", 2020, fine, str(tmp_path / "ok.json")),
+    ]
+    failed = jobs.run_pending(pending, 2, logging.getLogger("test"))
+    assert failed == [
+        f"diverges seed 2020: ValueError: Training loss is nan (see {tmp_path / 'diverges.log'})"
+    ]
+    assert jobs.finish(str(tmp_path / "report.md"), "| table |\n", failed) == 1
+    report = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "Runs without a result (their rows show —): diverges seed 2020: ValueError" in report
+    assert jobs.finish(str(tmp_path / "clean.md"), "| table |\n", []) == 0
+    assert (tmp_path / "clean.md").read_text(encoding="utf-8") == "| table |\n"

@@ -35,7 +35,13 @@ def check_checkout(path, repository, needed, holding):
 
 def finish(output, text, failed):
     """Write the parity report ``text`` to ``output`` (atomically) and stdout, name the
-    ``failed`` jobs on stderr; the exit code (1 when a job failed)."""
+    ``failed`` jobs in it and on stderr; the exit code (1 when a job failed).
+
+    NOTE: a job without a result (a diverging run: RecBole stops on a NaN loss) leaves ``—`` in
+    its row; the report then names it with the last line of its log, so the table says why.
+    """
+    if failed:
+        text += "\nRuns without a result (their rows show —): " + "; ".join(failed) + ".\n"
     write_atomic(output, text)
     sys.stdout.write(text)
     if failed:
@@ -92,6 +98,14 @@ def run_job(command, result_file, threads):
     return done.returncode == 0 and os.path.isfile(result_file)
 
 
+def last_line(path):
+    """The last non-empty line of the text file ``path`` (at most 200 characters), or ``no
+    output``."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = [line.strip() for line in f if line.strip()]
+    return lines[-1][:200] if lines else "no output"
+
+
 def run_pending(pending, jobs, logger, order=None):
     """Run the ``(key, seed, command, result file)`` jobs whose result file is missing,
     ``jobs`` at once (each with ``cpu_count / jobs`` threads), in ``order`` (a sort key) if
@@ -106,7 +120,8 @@ def run_pending(pending, jobs, logger, order=None):
         for future in concurrent.futures.as_completed(futures):
             key, seed, _, result_file = futures[future]
             if not future.result():
-                failed.append(f"{key} seed {seed} (see {os.path.splitext(result_file)[0]}.log)")
+                log = f"{os.path.splitext(result_file)[0]}.log"
+                failed.append(f"{key} seed {seed}: {last_line(log)} (see {log})")
             logger.warning(f"parity: {key} seed {seed} done")
     return failed
 
