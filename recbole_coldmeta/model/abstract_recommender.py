@@ -52,6 +52,29 @@ def check_rating_label(model_name, config, dataset):
     return label
 
 
+def implicit_label(config, dataset):
+    """``(label field or None, labels)`` of implicit feedback, where every row is a positive;
+    ``DataError`` when the loaded label marks some rows as negatives (``<= 0``).
+
+    NOTE: implicit feedback needs no label column, and the rating prior is unused (the model
+    outputs logits): a loaded label (a rating) only sets ``global_mean``, which the implicit
+    outputs never add. A label of 0 or less (a logged negative, a click label) would silently
+    become a positive, so it stops the run instead.
+    """
+    label = config["LABEL_FIELD"]
+    if label not in dataset.inter_feat:
+        return None, torch.ones(1)
+    labels = dataset.inter_feat[label].float()
+    negative = int((labels <= 0).sum())
+    if negative:
+        raise DataError(
+            f"meta_feedback=implicit takes every row as a positive, but {negative} rows have "
+            f"{label} <= 0 (negatives?). Keep only the positive rows (val_interval: "
+            f"{{{label}: '(0,inf)'}}) or leave {label!r} out of load_col['inter']."
+        )
+    return label, labels
+
+
 class ColdStartRecommender(GeneralRecommender):
     """Base of the rating models evaluated on the cold-start protocol.
 
@@ -72,12 +95,7 @@ class ColdStartRecommender(GeneralRecommender):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         if self.implicit_capable and config["meta_feedback"] == "implicit":
-            # NOTE: implicit feedback needs no label column: every row is a positive, and the
-            # rating prior is unused (the model outputs logits). A loaded label only sets the
-            # mean below, which the implicit outputs never add.
-            loaded = config["LABEL_FIELD"] in dataset.inter_feat
-            self.LABEL = config["LABEL_FIELD"] if loaded else None
-            labels = dataset.inter_feat[self.LABEL].float() if loaded else torch.ones(1)
+            self.LABEL, labels = implicit_label(config, dataset)
         else:
             self.LABEL = check_rating_label(type(self).__name__, config, dataset)
             labels = dataset.inter_feat[self.LABEL].float()

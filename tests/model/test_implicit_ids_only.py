@@ -1,5 +1,8 @@
 """Implicit feedback on data with ids only: no rating or label column is needed (every row is a
-positive); rating models and rating metrics on such data are one clear error each."""
+positive); rating models and rating metrics on such data are one clear error each, and so is a
+label that marks rows as negatives."""
+
+import shutil
 
 import pytest
 
@@ -48,3 +51,27 @@ def test_rating_models_on_ids_only_data_are_one_clear_error(tiny_config, model, 
     config_files = RANKING if overrides else None
     with pytest.raises(ColdMetaError, match=message.replace("(", r"\(")):
         run_coldmeta(model, "tiny", config_files, config)
+
+
+def test_a_label_that_marks_negatives_stops_an_implicit_run(tiny_config, tmp_path):
+    shutil.copytree(f"{tiny_config['data_path']}/tiny", tmp_path / "clicks" / "clicks")
+    inter = tmp_path / "clicks" / "clicks" / "clicks.inter"
+    (tmp_path / "clicks" / "clicks" / "tiny.inter").rename(inter)
+    lines = inter.read_text(encoding="utf-8").splitlines()
+    rows = [lines[0] + "\tclick:float"] + [f"{x}\t{i % 2}" for i, x in enumerate(lines[1:])]
+    inter.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    for suffix in ("user", "item"):
+        (tmp_path / "clicks" / "clicks" / f"tiny.{suffix}").rename(
+            tmp_path / "clicks" / "clicks" / f"clicks.{suffix}"
+        )
+    config = {
+        **tiny_config,
+        "data_path": str(tmp_path / "clicks"),
+        "LABEL_FIELD": "click",
+        "meta_feedback": "implicit",
+        "load_col": {"inter": ["user_id", "item_id", "rating", "timestamp", "click"]},
+    }
+    with pytest.raises(ColdMetaError, match="rows have click <= 0 \\(negatives\\?\\)"):
+        run_coldmeta("TaNP", "clicks", RANKING, config)
+    kept = {**config, "val_interval": {"click": "(0,inf)"}}
+    assert "ndcg@10" in run_coldmeta("TaNP", "clicks", RANKING, kept)["test_result"]
