@@ -156,7 +156,7 @@ class MAMO(TaskPriorMixin, TaskFeedbackMixin, ColdStartRecommender):
       loss (the authors: SGD steps of 0.05 on the summed gradients), second order by default;
       ``first_order: True`` is the authors' first-order update; its inner loop diverged to NaN
       within 20 outer steps in our trials on the synthetic data (second order did not), but on
-      ml-100k it trains with our Adam (test MAE 0.916 configured as theirs, README parity
+      ml-100k it trains with our Adam (test MAE 0.882 configured as theirs, 2 seeds, README parity
       section); what diverged there was their global SGD step on our loss.
     - Defaults (``properties/model/MAMO.yaml``): the paper's K = 3, α, β, γ, τ and the authors'
       3 inner passes and ρ = 0.01 as ``local_lr`` (as plain steps; on ml-100k seed 2020 after
