@@ -9,6 +9,7 @@ from torch import nn
 
 from recbole_coldmeta.meta import pad_groups
 from recbole_coldmeta.model.layers import TrainedIdEmbedding, unseen_id_settings
+from recbole_coldmeta.model.task_feedback import implicit_label
 from recbole_coldmeta.utils import ConfigError, DataError
 from recbole_coldmeta.utils.enums import Phase
 
@@ -50,29 +51,6 @@ def check_rating_label(model_name, config, dataset):
     if scale is not None:
         getLogger().info(f"{model_name} predicts {label!r} on the scale {scale.describe()}")
     return label
-
-
-def implicit_label(config, dataset):
-    """``(label field or None, labels)`` of implicit feedback, where every row is a positive;
-    ``DataError`` when the loaded label marks some rows as negatives (``<= 0``).
-
-    NOTE: implicit feedback needs no label column, and the rating prior is unused (the model
-    outputs logits): a loaded label (a rating) only sets ``global_mean``, which the implicit
-    outputs never add. A label of 0 or less (a logged negative, a click label) would silently
-    become a positive, so it stops the run instead.
-    """
-    label = config["LABEL_FIELD"]
-    if label not in dataset.inter_feat:
-        return None, torch.ones(1)
-    labels = dataset.inter_feat[label].float()
-    negative = int((labels <= 0).sum())
-    if negative:
-        raise DataError(
-            f"meta_feedback=implicit takes every row as a positive, but {negative} rows have "
-            f"{label} <= 0 (negatives?). Keep only the positive rows (val_interval: "
-            f"{{{label}: '(0,inf)'}}) or leave {label!r} out of load_col['inter']."
-        )
-    return label, labels
 
 
 class ColdStartRecommender(GeneralRecommender):

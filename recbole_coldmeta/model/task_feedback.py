@@ -1,16 +1,40 @@
 """Explicit or implicit feedback of the task-batch models (``meta_feedback``): the check of the
-setting and the rows a task learns from; the rating prior their networks add to (``prior``)."""
+setting, the label of implicit data and the rows a task learns from; the rating prior their
+networks add to (``prior``)."""
 
 from logging import getLogger
 
 import torch
 
 from recbole_coldmeta.model.layers import BiasPrior
-from recbole_coldmeta.utils import ConfigError
+from recbole_coldmeta.utils import ConfigError, DataError
 
 FEEDBACKS = ("explicit", "implicit")
 PRIORS = ("auto", "global_mean", "biases")
 RATING_METRICS = ("mae", "rmse", "queryndcg")
+
+
+def implicit_label(config, dataset):
+    """``(label field or None, labels)`` of implicit feedback, where every row is a positive;
+    ``DataError`` when the loaded label marks some rows as negatives (``<= 0``).
+
+    NOTE: implicit feedback needs no label column, and the rating prior is unused (the model
+    outputs logits): a loaded label (a rating) only sets ``global_mean``, which the implicit
+    outputs never add. A label of 0 or less (a logged negative, a click label) would silently
+    become a positive, so it stops the run instead.
+    """
+    label = config["LABEL_FIELD"]
+    if label not in dataset.inter_feat:
+        return None, torch.ones(1)
+    labels = dataset.inter_feat[label].float()
+    negative = int((labels <= 0).sum())
+    if negative:
+        raise DataError(
+            f"meta_feedback=implicit takes every row as a positive, but {negative} rows have "
+            f"{label} <= 0 (negatives?). Keep only the positive rows (val_interval: "
+            f"{{{label}: '(0,inf)'}}) or leave {label!r} out of load_col['inter']."
+        )
+    return label, labels
 
 
 class TaskFeedbackMixin:
