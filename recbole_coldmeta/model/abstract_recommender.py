@@ -9,7 +9,7 @@ from torch import nn
 
 from recbole_coldmeta.meta import pad_groups
 from recbole_coldmeta.model.layers import TrainedIdEmbedding, unseen_id_settings
-from recbole_coldmeta.model.task_feedback import implicit_label
+from recbole_coldmeta.model.task_feedback import TaskFeedbackMixin, implicit_label
 from recbole_coldmeta.utils import ConfigError, DataError
 from recbole_coldmeta.utils.enums import Phase
 
@@ -67,12 +67,9 @@ class ColdStartRecommender(GeneralRecommender):
     input_type = InputType.POINTWISE
     protocols = ("rating",)
 
-    # True for a model with an implicit variant (``meta_feedback: implicit``, TaskFeedbackMixin).
-    implicit_capable = False
-
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        if self.implicit_capable and config["meta_feedback"] == "implicit":
+        if isinstance(self, TaskFeedbackMixin) and config["meta_feedback"] == "implicit":
             self.LABEL, labels = implicit_label(config, dataset)
         else:
             self.LABEL = check_rating_label(type(self).__name__, config, dataset)

@@ -47,8 +47,6 @@ class TaskFeedbackMixin:
     column (ids only is enough).
     """
 
-    implicit_capable = True
-
     def _check_feedback(self, config):
         """True for ``meta_feedback: implicit``; ``ConfigError`` on a bad setting."""
         feedback = config["meta_feedback"]

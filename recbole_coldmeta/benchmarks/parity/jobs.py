@@ -126,6 +126,30 @@ def run_pending(pending, jobs, logger, order=None):
     return failed
 
 
+def run_seeds(options, logger, export, plan, order=None):
+    """Export each seed's split and run its jobs: ``(exported, results, failed)``.
+
+    Args:
+        options: the harness's options (``seeds``, ``work_dir``, ``jobs``).
+        logger: where a finished job is logged.
+        export: ``export(seed, data_dir)``, the seed's exported split (kept as
+            ``exported[seed]``); a ``ColdMetaError`` propagates before any job runs.
+        plan: ``plan(seed, data_dir, exported[seed])``, the seed's ``{key: (command, result
+            file)}``.
+        order: a sort key of the jobs (:func:`run_pending`).
+
+    ``results`` is :func:`read_results`'s, ``failed`` :func:`run_pending`'s.
+    """
+    exported, pending = {}, []
+    for seed in options.seeds:
+        data_dir = os.path.join(options.work_dir, f"seed-{seed}", "data")
+        exported[seed] = export(seed, data_dir)
+        for key, (command, result_file) in plan(seed, data_dir, exported[seed]).items():
+            pending.append((key, seed, command, result_file))
+    failed = run_pending(pending, options.jobs, logger, order)
+    return exported, read_results(pending, options.seeds), failed
+
+
 def read_results(pending, seeds):
     """``{seed: {key: result}}`` of every pending job that wrote its result file."""
     results = {seed: {} for seed in seeds}

@@ -46,11 +46,10 @@ from recbole_coldmeta.benchmarks.parity.jobs import (
     finish,
     our_job,
     our_rows,
-    read_results,
-    run_pending,
+    run_seeds,
 )
 from recbole_coldmeta.benchmarks.parity.melu_export import export_seed
-from recbole_coldmeta.benchmarks.parity.report import parity_table
+from recbole_coldmeta.benchmarks.parity.report import user_cold_report
 from recbole_coldmeta.utils import ColdMetaError
 
 MODULE = "recbole_coldmeta.benchmarks.parity.mamo"
@@ -238,30 +237,22 @@ def main(argv=None):
         sys.stderr.write(f"error: {error}\n")
         return 2
     start = time.perf_counter()
-    logger = getLogger(MODULE)
-    summaries, pending = {}, []
-    for seed in options.seeds:
-        data_dir = os.path.join(options.work_dir, f"seed-{seed}", "data")
-        try:
-            summaries[seed] = export_seed("MAMO", options.dataset, seed, data_dir)
-        except ColdMetaError as error:
-            sys.stderr.write(f"error: {error}\n")
-            return 2
-        for key, (command, result_file) in plan_jobs(options, seed, data_dir, theirs).items():
-            pending.append((key, seed, command, result_file))
-    failed = run_pending(pending, options.jobs, logger)
-    results = read_results(pending, options.seeds)
-    table = parity_table(collect(results, summaries, options.seeds), options.seeds)
-    table = table.replace("their report (best test epoch) MAE", "their last epoch MAE")
-    info = summaries[options.seeds[0]]["split_info"]
-    header = (
-        f"MAMO parity, {options.dataset} user cold start, seeds "
-        f"{', '.join(map(str, options.seeds))}.\nSplit (seed {options.seeds[0]}): "
-        f"{info['meta_train_users']} meta-train / {info['valid_users']} valid / "
-        f"{info['test_users']} test users.\n\n"
+    try:
+        summaries, results, failed = run_seeds(
+            options,
+            getLogger(MODULE),
+            lambda seed, data_dir: export_seed("MAMO", options.dataset, seed, data_dir),
+            lambda seed, data_dir, _: plan_jobs(options, seed, data_dir, theirs),
+        )
+    except ColdMetaError as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 2
+    title = f"MAMO parity, {options.dataset} user cold start"
+    report = user_cold_report(
+        title, collect(results, summaries, options.seeds), summaries, options.seeds
     )
     seconds = time.perf_counter() - start
-    return finish(options.output, header + table + footer(results, seconds, options.jobs), failed)
+    return finish(options.output, report + footer(results, seconds, options.jobs), failed)
 
 
 if __name__ == "__main__":

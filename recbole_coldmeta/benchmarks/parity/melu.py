@@ -37,11 +37,10 @@ from recbole_coldmeta.benchmarks.parity.jobs import (
     finish,
     our_job,
     our_rows,
-    read_results,
-    run_pending,
+    run_seeds,
 )
 from recbole_coldmeta.benchmarks.parity.melu_export import export_seed
-from recbole_coldmeta.benchmarks.parity.report import parity_table
+from recbole_coldmeta.benchmarks.parity.report import user_cold_report
 from recbole_coldmeta.utils import ColdMetaError
 
 MODULE = "recbole_coldmeta.benchmarks.parity.melu"
@@ -133,28 +132,20 @@ def main(argv=None):
         sys.stderr.write(f"error: {error}\n")
         return 2
     start = time.perf_counter()
-    logger = getLogger(MODULE)
-    summaries, pending = {}, []
-    for seed in options.seeds:
-        data_dir = os.path.join(options.work_dir, f"seed-{seed}", "data")
-        try:
-            summaries[seed] = export_seed(
-                "MeLU", "ml-1m", seed, data_dir, {"test_state": options.test_state}
-            )
-        except ColdMetaError as error:
-            sys.stderr.write(f"error: {error}\n")
-            return 2
-        for key, (command, result_file) in plan_jobs(options, seed, data_dir).items():
-            pending.append((key, seed, command, result_file))
-    failed = run_pending(pending, options.jobs, logger)
-    results = read_results(pending, options.seeds)
-    table = parity_table(collect(results, summaries, options.seeds), options.seeds)
-    table = table.replace("their report (best test epoch) MAE", "their last epoch MAE")
-    info = summaries[options.seeds[0]]["split_info"]
-    header = (
-        f"MeLU parity, ml-1m {options.test_state}, seeds {', '.join(map(str, options.seeds))}.\n"
-        f"Split (seed {options.seeds[0]}): {info['meta_train_users']} meta-train / "
-        f"{info['valid_users']} valid / {info['test_users']} test users.\n\n"
+    state = {"test_state": options.test_state}
+    try:
+        summaries, results, failed = run_seeds(
+            options,
+            getLogger(MODULE),
+            lambda seed, data_dir: export_seed("MeLU", "ml-1m", seed, data_dir, state),
+            lambda seed, data_dir, _: plan_jobs(options, seed, data_dir),
+        )
+    except ColdMetaError as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 2
+    title = f"MeLU parity, ml-1m {options.test_state}"
+    report = user_cold_report(
+        title, collect(results, summaries, options.seeds), summaries, options.seeds
     )
     seconds = time.perf_counter() - start
     speeds = [r["official"]["tasks_per_second"] for r in results.values() if "official" in r]
@@ -162,7 +153,7 @@ def main(argv=None):
         f"\nWall time of this invocation: {seconds / 60:.1f} min ({options.jobs} job(s), finished "
         f"runs skipped). Their training: {', '.join(map(str, speeds)) or '—'} tasks/s.\n"
     )
-    return finish(options.output, header + table + footer, failed)
+    return finish(options.output, report + footer, failed)
 
 
 if __name__ == "__main__":

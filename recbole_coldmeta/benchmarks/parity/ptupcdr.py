@@ -43,8 +43,7 @@ from recbole_coldmeta.benchmarks.parity.jobs import (
     finish,
     our_job,
     our_rows,
-    read_results,
-    run_pending,
+    run_seeds,
 )
 from recbole_coldmeta.benchmarks.parity.report import parity_table
 from recbole_coldmeta.utils import ColdMetaError
@@ -171,24 +170,18 @@ def main(argv=None):
         sys.stderr.write(f"error: {error}\n")
         return 2
     start = time.perf_counter()
-    logger = getLogger(MODULE)
-    summaries, pending = {}, []
-    for seed in options.seeds:
-        data_dir = os.path.join(options.work_dir, f"seed-{seed}", "data")
-        try:
-            summaries[seed], init_std = export_seed(options, seed, data_dir)
-        except ColdMetaError as error:
-            sys.stderr.write(f"error: {error}\n")
-            return 2
-        for key, (command, result_file) in plan_jobs(options, seed, data_dir, init_std).items():
-            pending.append((key, seed, command, result_file))
-    failed = run_pending(
-        pending,
-        options.jobs,
-        logger,
-        order=lambda job: (PRIORITY.index(job[0]) if job[0] in PRIORITY else 3, job[1]),
-    )
-    results = read_results(pending, options.seeds)
+    try:
+        exported, results, failed = run_seeds(
+            options,
+            getLogger(MODULE),
+            lambda seed, data_dir: export_seed(options, seed, data_dir),
+            lambda seed, data_dir, split: plan_jobs(options, seed, data_dir, split[1]),
+            order=lambda job: (PRIORITY.index(job[0]) if job[0] in PRIORITY else 3, job[1]),
+        )
+    except ColdMetaError as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 2
+    summaries = {seed: summary for seed, (summary, _) in exported.items()}  # (summary, init_std)
     table = parity_table(collect(results, summaries, options.seeds), options.seeds)
     header = (
         f"PTUPCDR / EMCDR parity, {' '.join(options.config_files)}, β = "

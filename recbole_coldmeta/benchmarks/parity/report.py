@@ -39,6 +39,20 @@ def parity_table(rows, seeds):
     return "\n".join(lines) + "\n"
 
 
+def user_cold_report(title, rows, summaries, seeds):
+    """The report of a user cold-start harness (MeLU, TaNP, MAMO): ``title``, the seeds, the
+    first seed's split counts (``summaries[seed]["split_info"]``) and :func:`parity_table` of
+    ``rows``, whose last column is the authors' last epoch."""
+    table = parity_table(rows, seeds)
+    table = table.replace("their report (best test epoch) MAE", "their last epoch MAE")
+    info = summaries[seeds[0]]["split_info"]
+    return (
+        f"{title}, seeds {', '.join(map(str, seeds))}.\nSplit (seed {seeds[0]}): "
+        f"{info['meta_train_users']} meta-train / {info['valid_users']} valid / "
+        f"{info['test_users']} test users.\n\n{table}"
+    )
+
+
 def write_atomic(path, text):
     """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
     folder = os.path.dirname(os.path.abspath(path))

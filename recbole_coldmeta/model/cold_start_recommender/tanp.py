@@ -171,7 +171,7 @@ class TaNP(TaskFeedbackMixin, ColdStartRecommender):
     - Linear layers start Xavier-normal with zero biases, embeddings N(0, 0.1²) (as our MeLU);
       the authors' code keeps PyTorch's default initialisation.
     - Implicit feedback, ``auto`` settings (logged; chosen on validation users of ids-only
-      Amazon-KG Movies, random support of 3, seed 2020; README, "Implicit cold start"). At the
+      Amazon-KG Movies, random support of 3, seed 2020; README, "Implicit, ids only"). At the
       explicit defaults TaNP ranked like Pop there: validation NDCG@10 about 0.05 for 20-30
       epochs at every size and rate tried, and shuffling the cold users' support sets among them
       moved it by 0.0006 (the conditioning did not generalise). ``lambda_cluster: auto`` is 0 for
@@ -262,12 +262,10 @@ class TaNP(TaskFeedbackMixin, ColdStartRecommender):
 
     def _resolve_auto(self, config, key, implicit, explicit):
         """``config[key]``, with ``auto`` resolved by the feedback (logged)."""
-        value = config[key]
+        value = config[key]  # its type and range are checked with the config (TaNP.yaml)
         if value == "auto":
             value = implicit if self.implicit else explicit
             getLogger().info(f"TaNP: {key}=auto -> {value}")
-        elif key == "dot_head" and not isinstance(value, bool):
-            raise ConfigError(f"dot_head={value!r} is not one of auto, True, False.")
         return value
 
     def features(self, users, items):
